@@ -1,0 +1,264 @@
+"""Execute: run an execution plan in a fresh Jupyter kernel with nbclient.
+
+Failures cost the question they happen in, never the whole submission: a timeout
+interrupts the cell, and a kernel that dies (or ignores the interrupt) is replaced by
+a new one into which the instructor cells and earlier questions are replayed, skipping
+the question that failed.  Each such event is reported in French.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import KernelManager
+from nbclient import NotebookClient
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+from .config import Limits
+from .instrument import Step
+
+TIMEOUT_ENAME = "AutograderCellTimeout"
+PROBE_TIMEOUT = 20
+KERNEL_NAME = "autograder-python"
+
+
+@dataclass
+class Event:
+    kind: str                  # "timeout", "kernel_died", "error", "budget"
+    question: str | None
+    message: str               # French, for the student
+    detail: str = ""           # English, for the instructor
+
+
+@dataclass
+class ExecutionResult:
+    outputs: dict[int, list] = field(default_factory=dict)       # planned position -> outputs
+    execution_counts: dict[int, int | None] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+    failed_questions: set[str] = field(default_factory=set)
+    hidden_errors: list[str] = field(default_factory=list)
+    restarts: int = 0
+    duration: float = 0.0
+
+    @property
+    def status(self) -> str:
+        kinds = {e.kind for e in self.events}
+        for kind in ("kernel_died", "budget", "timeout"):
+            if kind in kinds:
+                return kind
+        return "ok"
+
+
+def _where(question: str | None) -> str:
+    return f"la question {question}" if question else "une cellule hors question"
+
+
+def kernel_env(threads: int) -> dict[str, str]:
+    env = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
+                "TF_NUM_INTEROP_THREADS"):
+        env[var] = str(threads)
+    env.update({"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONHASHSEED": "0", "MPLBACKEND": "agg",
+                "KERAS_BACKEND": "tensorflow", "PYTHONWARNINGS": "ignore"})
+    return env
+
+
+def _kernel_spec_dir(root: Path) -> Path:
+    """A kernelspec for this very interpreter, so no other installed 'python3' is picked."""
+    spec = root / "kernels" / KERNEL_NAME
+    spec.mkdir(parents=True, exist_ok=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "autograder", "language": "python",
+    }))
+    return root / "kernels"
+
+
+class Runner:
+    def __init__(self, steps: list[Step], workdir: Path, limits: Limits):
+        self.steps = steps
+        self.workdir = Path(workdir)
+        self.limits = limits
+        self.result = ExecutionResult()
+        self.nb = nbformat.v4.new_notebook()
+        self.nb.cells = [nbformat.v4.new_code_cell(s.source) for s in steps]
+        self.skipped: set[int] = set()       # step indexes never to run (again)
+        self.last_reply: dict = {}
+        self._specs = tempfile.TemporaryDirectory(prefix="autograder-kernelspec-")
+        self.deadline = 0.0
+
+    # --- kernel sessions -------------------------------------------------------------
+    def _client(self) -> NotebookClient:
+        ksm = KernelSpecManager(kernel_dirs=[str(_kernel_spec_dir(Path(self._specs.name)))])
+        km = KernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=ksm)
+        client = NotebookClient(
+            self.nb, km=km, timeout=int(self.limits.cell_timeout), allow_errors=True,
+            interrupt_on_timeout=True, startup_timeout=120, coalesce_streams=True,
+            error_on_timeout={"ename": TIMEOUT_ENAME, "evalue": "timeout", "traceback": []},
+            resources={"metadata": {"path": str(self.workdir)}},
+        )
+        client.on_cell_executed = self._on_executed
+        return client
+
+    def _on_executed(self, cell, cell_index, execute_reply):
+        self.last_reply = execute_reply.get("content", {}) if execute_reply else {}
+
+    def run(self) -> ExecutionResult:
+        start = time.monotonic()
+        self.deadline = start + self.limits.submission_timeout
+        index = 0
+        try:
+            while index is not None and index < len(self.steps):
+                index = self._session(index)
+        finally:
+            self._specs.cleanup()
+            self.result.duration = time.monotonic() - start
+        for i, step in enumerate(self.steps):
+            if step.kind == "cell":
+                cell = self.nb.cells[i]
+                self.result.outputs[step.position] = cell.get("outputs", [])
+                self.result.execution_counts[step.position] = cell.get("execution_count")
+        return self.result
+
+    def _session(self, start: int) -> int | None:
+        """Run steps from ``start`` in a new kernel; return where the next session resumes."""
+        client = self._client()
+        with client.setup_kernel(env=kernel_env(self.limits.threads), cwd=str(self.workdir)):
+            if start > 0:
+                resume = self._replay(client, start)
+                if resume is not None:
+                    return resume
+            for i in range(start, len(self.steps)):
+                if i in self.skipped:
+                    continue
+                outcome = self._run_step(client, i)
+                if outcome == "budget":
+                    return None
+                if outcome == "dead":
+                    return self._after_failure(i)
+        return None
+
+    def _replay(self, client: NotebookClient, upto: int) -> int | None:
+        """Rebuild the kernel's state: preamble, instructor cells, earlier questions."""
+        saved = copy.deepcopy(self.nb.cells[:upto])
+        try:
+            for i in range(upto):
+                step = self.steps[i]
+                if i in self.skipped or step.kind in ("begin", "capture"):
+                    continue
+                if step.question in self.result.failed_questions:
+                    continue
+                outcome = self._run_step(client, i, replay=True)
+                if outcome in ("dead", "budget"):
+                    self.result.hidden_errors.append(f"replay stopped at step {i} ({outcome})")
+                    self.skipped.add(i)
+                    return None if outcome == "budget" else self._after_failure(i)
+        finally:
+            self.nb.cells[:upto] = saved
+        return None
+
+    # --- one step ----------------------------------------------------------------------
+    def _run_step(self, client: NotebookClient, i: int, replay: bool = False) -> str:
+        step = self.steps[i]
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            self._budget_exhausted(i)
+            return "budget"
+        client.timeout = int(max(1, min(self.limits.cell_timeout, remaining)))
+        self.last_reply = {}
+        try:
+            client.execute_cell(self.nb.cells[i], i)
+        except DeadKernelError:
+            return self._dead(i, "le noyau Python s'est arrêté brutalement (plantage, sortie forcée ou mémoire épuisée)")
+        except CellTimeoutError:
+            return self._dead(i, "le code ne répondait plus")
+        if self.last_reply.get("ename") == TIMEOUT_ENAME:
+            if time.monotonic() >= self.deadline:
+                self._budget_exhausted(i)
+                return "budget"
+            self._fail(step, "timeout",
+                       f"{_where(step.question)} a dépassé le temps imparti ({client.timeout} s) et a été interrompue",
+                       replay)
+            return "ok" if self._responsive(client) else "dead"
+        if step.hidden and self.last_reply.get("status") == "error":
+            self.result.hidden_errors.append(
+                f"{step.kind} {step.question or ''}: {self.last_reply.get('ename')}: {self.last_reply.get('evalue')}")
+        return "ok"
+
+    def _responsive(self, client: NotebookClient) -> bool:
+        probe = nbformat.v4.new_code_cell("pass")
+        saved_timeout = client.timeout
+        client.timeout = PROBE_TIMEOUT
+        try:
+            scratch = copy.deepcopy(self.nb)
+            client.nb = scratch
+            scratch.cells.append(probe)
+            client.execute_cell(probe, len(scratch.cells) - 1)
+            return self.last_reply.get("ename") != TIMEOUT_ENAME
+        except (DeadKernelError, CellTimeoutError):
+            return False
+        finally:
+            client.nb = self.nb
+            client.timeout = saved_timeout
+
+    def _dead(self, i: int, why: str) -> str:
+        step = self.steps[i]
+        self._fail(step, "kernel_died", f"{_where(step.question)} a provoqué l'arrêt du noyau : {why}", False)
+        return "dead"
+
+    def _fail(self, step: Step, kind: str, message: str, replay: bool) -> None:
+        if step.question in self.result.failed_questions and step.question is not None:
+            return
+        if replay:
+            message += " (pendant la ré-exécution après un redémarrage)"
+        self.result.events.append(Event(kind, step.question, message))
+        if step.question is not None:
+            self.result.failed_questions.add(step.question)
+            # The rest of a failed question, its capture included, never runs.
+            for j, other in enumerate(self.steps):
+                if other.question == step.question and other.kind in ("cell", "capture", "begin"):
+                    if j > self._index_of(step):
+                        self.skipped.add(j)
+
+    def _index_of(self, step: Step) -> int:
+        return next(i for i, s in enumerate(self.steps) if s is step)
+
+    def _after_failure(self, i: int) -> int | None:
+        self.skipped.add(i)
+        self.result.restarts += 1
+        if self.result.restarts > self.limits.max_kernel_restarts:
+            for step in self.steps[i + 1:]:
+                if step.kind == "capture" and step.question not in self.result.failed_questions:
+                    self.result.failed_questions.add(step.question)
+                    self.result.events.append(Event(
+                        "kernel_died", step.question,
+                        f"la question {step.question} n'a pas été exécutée : trop de redémarrages du noyau"))
+            return None
+        return i + 1
+
+    def _budget_exhausted(self, i: int) -> None:
+        pending = []
+        for step in self.steps[i:]:
+            if step.question and step.question not in self.result.failed_questions and step.question not in pending:
+                pending.append(step.question)
+        for q in pending:
+            self.result.failed_questions.add(q)
+            self.result.events.append(Event(
+                "budget", q,
+                f"la question {q} n'a pas pu être exécutée : le temps total alloué au notebook "
+                f"({int(self.limits.submission_timeout)} s) est épuisé"))
+        if not pending:
+            self.result.events.append(Event("budget", None, "le temps total alloué au notebook est épuisé"))
+
+
+def execute(steps: list[Step], workdir: Path, limits: Limits) -> ExecutionResult:
+    return Runner(steps, workdir, limits).run()
