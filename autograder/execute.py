@@ -27,6 +27,7 @@ from .config import Limits
 from .instrument import Step
 
 TIMEOUT_ENAME = "AutograderCellTimeout"
+SYNTAX_ERRORS = ("SyntaxError", "IndentationError", "TabError")
 PROBE_TIMEOUT = 20
 KERNEL_NAME = "autograder-python"
 
@@ -45,6 +46,7 @@ class ExecutionResult:
     execution_counts: dict[int, int | None] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
     failed_questions: set[str] = field(default_factory=set)
+    ran_questions: set[str] = field(default_factory=set)     # at least one cell compiled and ran
     hidden_errors: list[str] = field(default_factory=list)
     restarts: int = 0
     duration: float = 0.0
@@ -189,9 +191,18 @@ class Runner:
                        f"{_where(step.question)} a dépassé le temps imparti ({client.timeout} s) et a été interrompue",
                        replay)
             return "ok" if self._responsive(client) else "dead"
-        if step.hidden and self.last_reply.get("status") == "error":
+        error = self.last_reply.get("status") == "error"
+        if step.hidden and error:
             self.result.hidden_errors.append(
                 f"{step.kind} {step.question or ''}: {self.last_reply.get('ename')}: {self.last_reply.get('evalue')}")
+        elif step.kind == "cell" and not replay:
+            ename = self.last_reply.get("ename")
+            if step.question and ename not in SYNTAX_ERRORS:
+                self.result.ran_questions.add(step.question)
+            if error:
+                evalue = str(self.last_reply.get("evalue", ""))[:300]
+                self.result.events.append(Event(
+                    "error", step.question, f"{_where(step.question)} a levé une erreur : {ename}: {evalue}"))
         return "ok"
 
     def _responsive(self, client: NotebookClient) -> bool:

@@ -1,0 +1,211 @@
+"""Artifacts: what the scoring process knows about each question, as plain dataclasses.
+
+Built in the clean scoring process from the capture directory: the saved Keras model
+is loaded and described here, and its accuracy measured here on the genuine test set.
+Nothing the notebook printed or computed about itself is trusted.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .inputs import InputSpace, fit_input_space
+from .mnist_data import Mnist
+
+KERAS_DEFAULT_BATCH_SIZE = 32
+
+
+@dataclass(frozen=True)
+class Layer:
+    class_name: str
+    units: int | None = None
+    activation: str | None = None
+    features: int | None = None      # size of the last input axis
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    layers: tuple[Layer, ...]        # flattened, InputLayer excluded
+    input_shape: tuple
+    output_units: int | None
+
+
+@dataclass(frozen=True)
+class FitCall:
+    question: str | None
+    batch_size: int                  # effective value (Keras' default when omitted)
+    epochs: int                      # epochs asked for, initial_epoch accounted for
+    batch_size_how: str
+    epochs_how: str
+    samples: int | None
+    epochs_run: int | None
+    test_rows: int = 0               # training rows that are test images
+    raised: str | None = None
+
+
+@dataclass(frozen=True)
+class Prediction:
+    question: str | None
+    kind: str                        # "predict" or "evaluate"
+    samples: int | None
+
+
+@dataclass
+class QuestionArtifacts:
+    question: str
+    failure: str | None = None       # French: why the question could not run
+    model: ModelInfo | None = None
+    model_error: str | None = None
+    fits: list[FitCall] = field(default_factory=list)          # on this model, all questions
+    predictions: list[Prediction] = field(default_factory=list)
+    test_inputs: str = "missing"     # "genuine", "not_genuine" or "missing"
+    predicted_test_set: bool = False
+    accuracy: float | None = None
+    accuracy_note: str | None = None
+
+    @property
+    def question_fits(self) -> list[FitCall]:
+        return [f for f in self.fits if f.question == self.question and f.raised is None]
+
+
+def describe_model(model) -> ModelInfo:
+    """Flatten nested models into the list of layers a student would read top to bottom."""
+    import keras
+
+    layers: list[Layer] = []
+
+    def walk(m):
+        for layer in m.layers:
+            if isinstance(layer, keras.Model):
+                walk(layer)
+                continue
+            if isinstance(layer, keras.layers.InputLayer):
+                continue
+            cfg = layer.get_config()
+            activation = cfg.get("activation")
+            if isinstance(activation, dict):
+                activation = activation.get("config", {}).get("name") or activation.get("class_name")
+            if layer.__class__.__name__ == "Softmax":
+                activation = "softmax"
+            if layer.__class__.__name__ == "ReLU":
+                activation = "relu"
+            try:
+                features = int(layer.input.shape[-1]) if layer.input.shape[-1] is not None else None
+            except Exception:
+                features = None
+            layers.append(Layer(layer.__class__.__name__, cfg.get("units"),
+                                activation if isinstance(activation, str) else None, features))
+
+    walk(model)
+    try:
+        input_shape = tuple(model.input_shape)
+    except Exception:
+        input_shape = ()
+    try:
+        out = model.output_shape
+        output_units = int(out[-1]) if out and out[-1] is not None else None
+    except Exception:
+        output_units = None
+    return ModelInfo(tuple(layers), input_shape, output_units)
+
+
+def _fit_call(raw: dict, test_hashes: set[str]) -> FitCall:
+    batch = raw.get("batch_size")
+    epochs = raw.get("epochs") if raw.get("epochs") is not None else 1
+    initial = raw.get("initial_epoch") or 0
+    hashes = raw.get("row_hashes") or []
+    return FitCall(
+        question=raw.get("question"),
+        batch_size=int(batch) if isinstance(batch, (int, np.integer)) else (
+            KERAS_DEFAULT_BATCH_SIZE if batch is None else -1),
+        epochs=int(epochs) - int(initial) if isinstance(epochs, (int, np.integer)) else -1,
+        batch_size_how=raw.get("batch_size_how", "default"),
+        epochs_how=raw.get("epochs_how", "default"),
+        samples=(raw.get("x") or {}).get("n"),
+        epochs_run=raw.get("epochs_run"),
+        test_rows=sum(1 for h in hashes if h in test_hashes),
+        raised=raw.get("raised"),
+    )
+
+
+def _evaluate(model, space: InputSpace, mnist: Mnist) -> float:
+    x = space.apply(mnist.x_test)
+    probs = np.asarray(model.predict(x, batch_size=1000, verbose=0))
+    probs = probs.reshape(len(x), -1)
+    return float(np.mean(np.argmax(probs, axis=1) == mnist.y_test))
+
+
+def load_question(capture_dir: Path, question: str, mnist: Mnist, failure: str | None = None) -> QuestionArtifacts:
+    art = QuestionArtifacts(question, failure=failure)
+    qdir = Path(capture_dir) / question
+    calls_file = qdir / "calls.json"
+    if failure is not None:
+        return art
+    if not calls_file.exists():
+        art.failure = "la question n'a pas été exécutée (cellule absente ou non reconnue)"
+        return art
+    data = json.loads(calls_file.read_text())
+    meta, calls = data.get("meta", {}), data.get("calls", [])
+    uid = meta.get("model_uid")
+
+    inputs = {}
+    if (qdir / "inputs.npz").exists():
+        try:
+            with np.load(qdir / "inputs.npz", allow_pickle=False) as npz:
+                inputs = {k: npz[k] for k in npz.files}
+        except (OSError, ValueError, zipfile.BadZipFile):
+            inputs = {}
+
+    # Test images, byte for byte, in every form the student may have trained on them.
+    from .kernel_runtime import row_hashes
+    test_hashes = set(row_hashes(mnist.x_test))
+    for key in ("evaluate_x", "predict_x"):
+        if key in inputs and len(inputs[key]) == len(mnist.x_test):
+            test_hashes.update(row_hashes(inputs[key]))
+
+    mine = [c for c in calls if c.get("model") == uid and uid is not None]
+    art.fits = [_fit_call(c, test_hashes) for c in mine if c.get("kind") == "fit"]
+    art.predictions = [Prediction(c.get("question"), c["kind"], (c.get("x") or {}).get("n"))
+                       for c in mine if c.get("kind") in ("predict", "evaluate") and not c.get("raised")]
+
+    space = None
+    for key in ("evaluate_x", "predict_x"):
+        if key in inputs:
+            found = fit_input_space(inputs[key], mnist.x_test)
+            if found is not None:
+                space = space or found
+                if key == "predict_x":
+                    art.predicted_test_set = True
+                art.test_inputs = "genuine"
+            elif art.test_inputs != "genuine":
+                art.test_inputs = "not_genuine"
+    if space is None and "fit_head_x" in inputs:
+        head = inputs["fit_head_x"]
+        space = fit_input_space(head, mnist.x_train[: len(head)])
+    if not meta.get("model_saved"):
+        art.model_error = "aucun modèle Keras n'a été trouvé pour cette question" if uid is None else \
+            "le modèle n'a pas pu être enregistré pour la correction"
+        return art
+
+    import keras
+    try:
+        model = keras.saving.load_model(qdir / "model.keras", compile=False, safe_mode=True)
+    except Exception as exc:  # noqa: BLE001 - any loading failure is the student's model, not ours
+        art.model_error = f"le modèle n'a pas pu être rechargé pour la correction ({type(exc).__name__})"
+        return art
+    art.model = describe_model(model)
+    if space is None:
+        art.accuracy_note = ("impossible de retrouver le jeu de test MNIST dans les données passées à "
+                             "evaluate/predict : la précision n'a pas pu être mesurée")
+        return art
+    try:
+        art.accuracy = _evaluate(model, space, mnist)
+    except Exception as exc:  # noqa: BLE001
+        art.accuracy_note = f"le modèle n'a pas pu être évalué sur le jeu de test ({type(exc).__name__})"
+    return art
+

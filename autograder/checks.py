@@ -1,0 +1,129 @@
+"""The rubric: one plain function per check, plain ``assert`` with a French message.
+
+Each function takes a question's ``QuestionArtifacts`` and its parameters from
+grading.toml.  The hidden pytest suite, the student self-check and the otter export
+all call these same functions.
+"""
+
+from __future__ import annotations
+
+from .artifacts import ModelInfo, QuestionArtifacts
+
+TRAIN_SIZE = 60000
+TEST_SIZE = 10000
+SOFTMAX_LAYERS = {"Softmax"}
+PASS_THROUGH = {"Dropout", "ActivityRegularization", "GaussianNoise", "GaussianDropout", "AlphaDropout"}
+
+
+def question_ran(art: QuestionArtifacts) -> None:
+    assert art.failure is None, f"Question non évaluée : {art.failure}."
+
+
+def _model(art: QuestionArtifacts) -> ModelInfo:
+    assert art.model is not None, (art.model_error or "aucun modèle Keras trouvé") + "."
+    return art.model
+
+
+def _effective_layers(model: ModelInfo):
+    return [layer for layer in model.layers if layer.class_name not in PASS_THROUGH]
+
+
+def _output_activation(model: ModelInfo) -> str | None:
+    """The activation the network ends with, whichever way the student wrote it."""
+    layers = _effective_layers(model)
+    for layer in reversed(layers):
+        if layer.class_name in SOFTMAX_LAYERS:
+            return "softmax"
+        if layer.class_name == "Activation" or (layer.activation and layer.activation != "linear"):
+            return layer.activation
+        if layer.class_name == "Dense":
+            return layer.activation or "linear"
+    return None
+
+
+def softmax_output(art: QuestionArtifacts, units: int = 10) -> None:
+    model = _model(art)
+    assert model.output_units == units, (
+        f"La couche de sortie doit avoir {units} neurones (un par chiffre) ; le modèle en a {model.output_units}.")
+    activation = _output_activation(model)
+    assert activation == "softmax", (
+        f"La sortie du réseau doit utiliser l'activation 'softmax' (activation trouvée : {activation!r}).")
+
+
+def batchnorm_first(art: QuestionArtifacts, features: int = 784) -> None:
+    model = _model(art)
+    assert model.layers, "Le modèle ne contient aucune couche."
+    first = model.layers[0]
+    assert first.class_name == "BatchNormalization", (
+        "La première couche du modèle doit être keras.layers.BatchNormalization "
+        f"(première couche trouvée : {first.class_name}).")
+    assert first.features == features, (
+        f"La couche BatchNormalization doit prendre des entrées de taille {features} "
+        f"(input_shape=({features},)) ; taille trouvée : {first.features}.")
+
+
+def trained(art: QuestionArtifacts) -> None:
+    assert art.question_fits, (
+        f"Le modèle de la question {art.question} n'a pas été entraîné (aucun appel à model.fit réussi).")
+
+
+def trained_on_training_set(art: QuestionArtifacts) -> None:
+    trained(art)
+    full = [f for f in art.question_fits if f.samples == TRAIN_SIZE]
+    sizes = sorted({f.samples for f in art.question_fits}, key=lambda n: (n is None, n))
+    assert full, (
+        f"Le modèle doit être entraîné avec model.fit sur les {TRAIN_SIZE} images d'entraînement "
+        f"(X_train, y_train) ; nombre d'images utilisé : {', '.join(map(str, sizes))}.")
+
+
+def predicted_test_set(art: QuestionArtifacts) -> None:
+    predictions = [p for p in art.predictions if p.kind == "predict" and p.question == art.question]
+    assert predictions, "Les sorties du modèle doivent être prédites avec model.predict(X_test)."
+    assert art.predicted_test_set, (
+        f"model.predict doit être appliqué aux {TEST_SIZE} images de test (X_test).")
+
+
+def fit_arguments(art: QuestionArtifacts, batch_size: int = 128, epochs: int = 5) -> None:
+    trained(art)
+    fits = art.question_fits
+    assert any(f.batch_size == batch_size for f in fits), (
+        f"L'entraînement doit utiliser des batchs de taille {batch_size} (batch_size={batch_size}) ; "
+        f"taille utilisée : {', '.join(str(f.batch_size) for f in fits)}.")
+    assert any(f.batch_size == batch_size and f.epochs == epochs for f in fits), (
+        f"L'entraînement doit durer {epochs} époques (epochs={epochs}) ; "
+        f"nombre d'époques demandé : {', '.join(str(f.epochs) for f in fits)}.")
+
+
+def hidden_dense_layer(art: QuestionArtifacts, activations: tuple = ("relu", "sigmoid"), min_layers: int = 1) -> None:
+    model = _model(art)
+    layers = _effective_layers(model)
+    dense = [i for i, layer in enumerate(layers) if layer.class_name == "Dense"]
+    hidden = []
+    for i in dense[:-1]:
+        activation = layers[i].activation
+        if activation in (None, "linear") and i + 1 < len(layers):
+            nxt = layers[i + 1]
+            if nxt.class_name in ("Activation", "ReLU"):
+                activation = nxt.activation
+        if activation in activations:
+            hidden.append(i)
+    what = "une couche Dense cachée" if min_layers == 1 else f"{min_layers} couches Dense cachées"
+    assert len(hidden) >= min_layers, (
+        f"Le réseau doit comporter au moins {what} avec une activation "
+        f"{' ou '.join(repr(a) for a in activations)} avant la couche de sortie.")
+
+
+def min_accuracy(art: QuestionArtifacts, threshold: float) -> None:
+    _model(art)
+    contaminated = [f for f in art.fits if f.test_rows]
+    assert not contaminated, (
+        f"Le modèle a été entraîné avec {max(f.test_rows for f in contaminated)} images du jeu de test : "
+        "la précision doit être jugée sur des données qui n'ont pas servi à l'entraînement.")
+    assert art.accuracy is not None, (art.accuracy_note or "la précision n'a pas pu être mesurée") + "."
+    assert art.accuracy >= threshold, (
+        f"Précision mesurée sur les {TEST_SIZE} images de test : {art.accuracy:.4f}, "
+        f"en dessous du seuil attendu ({threshold:.2f}).")
+
+
+CHECKS = {f.__name__: f for f in (softmax_output, batchnorm_first, trained, trained_on_training_set,
+                                  predicted_test_set, fit_arguments, hidden_dense_layer, min_accuracy)}

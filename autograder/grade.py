@@ -1,0 +1,171 @@
+"""Grade: the pipeline for one submission, and a class-wide batch run in parallel.
+
+load → map cells → instrument → execute → score (clean process) → report
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import shutil
+import tempfile
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import nbformat
+
+from .config import Config, load_config
+from .execute import execute
+from .instrument import build_plan, preamble_source
+from .load import find_notebooks, load_submission
+from .mapping import map_cells, master_cells
+from .mnist_data import ensure_mnist
+from .report import GradeReport, build_results, executed_notebook, write_atomic, write_batch_reports, \
+    write_submission_reports
+from .scoring import score
+
+CAPTURE = "capture"
+
+
+@dataclass(frozen=True)
+class Job:
+    path: Path
+    submission_id: str
+    out_dir: Path
+    config_path: Path
+    mnist: Path
+    cell_timeout: float | None = None
+    seed: int | None = None
+
+
+def grade_submission(job: Job) -> GradeReport:
+    config = load_config(job.config_path)
+    if job.cell_timeout:
+        config = replace(config, limits=replace(config.limits, cell_timeout=job.cell_timeout))
+    if job.seed is not None:
+        config = replace(config, limits=replace(config.limits, seed=job.seed))
+    out = job.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    sub = load_submission(job.path)
+    if sub.error:
+        report = build_results(config, job.submission_id, "invalid_notebook", None, [], sub.notes,
+                               failure=f"fichier invalide ({sub.error})")
+        write_submission_reports(out, config, report, None)
+        return report
+    try:
+        return _grade_notebook(config, job, sub)
+    except Exception:  # our own bug: the batch goes on and the instructor sees why
+        (out / "grader_error.txt").write_text(traceback.format_exc())
+        report = build_results(config, job.submission_id, "grader_error", None, [], sub.notes,
+                               failure="erreur interne du correcteur, signalez-la à l'enseignant")
+        write_submission_reports(out, config, report, None)
+        return report
+
+
+def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
+    master = nbformat.read(config.master, as_version=4)
+    template = nbformat.read(config.student, as_version=4)
+    cell_map = map_cells(sub.notebook, master_cells(master, template))
+    notes = list(sub.notes) + cell_map.notes
+    notes += [f"aucune cellule de la question {q} n'a été trouvée" for q in cell_map.missing_questions]
+    notes += [f"la cellule fournie « {c.master_id} » avait été modifiée et a été rétablie"
+              for c in cell_map.cells if c.restored and c.student_index is not None]
+
+    with tempfile.TemporaryDirectory(prefix="autograder-") as tmp:
+        scratch = Path(tmp) / "work"
+        capture = Path(tmp) / CAPTURE
+        scratch.mkdir()
+        steps = build_plan(cell_map, preamble_source(job.mnist, capture, config.limits.seed, config.limits.threads))
+        result = execute(steps, scratch, config.limits)
+        failed = {e.question: e.message for e in result.events if e.question in result.failed_questions}
+        for q in config.question_ids:
+            if q not in result.ran_questions and q not in cell_map.missing_questions:
+                failed.setdefault(q, _not_run_reason(cell_map, q, config.placeholder))
+        for q in cell_map.missing_questions:
+            failed.setdefault(q, "aucune cellule de cette question n'a été trouvée dans le notebook")
+        scores = score(config, capture, failed, Path(tmp) / "scoring", job.config_path)
+        log = Path(tmp) / "scoring" / "scoring.log"
+        if log.exists():
+            shutil.copy(log, job.out_dir / "scoring.log")
+    if result.hidden_errors:
+        write_atomic(job.out_dir / "grader_log.txt", "\n".join(result.hidden_errors) + "\n")
+    report = build_results(config, job.submission_id, result.status, scores.outcomes, result.events, notes)
+    report.results["extra_data"] = {"measurements": scores.measurements, "duration_s": round(result.duration, 1),
+                                    "kernel_restarts": result.restarts}
+    executed = executed_notebook(sub.notebook, cell_map, result.outputs, result.execution_counts,
+                                 config.limits.output_limit)
+    write_submission_reports(job.out_dir, config, report, executed)
+    return report
+
+
+def _not_run_reason(cell_map, question: str, placeholder: str) -> str:
+    if any(placeholder in c.source for c in cell_map.question_cells(question)):
+        return f"la question n'a pas été complétée (« {placeholder} » est encore présent)"
+    return "le code de la question n'a pas pu s'exécuter (erreur de syntaxe)"
+
+
+def submission_ids(paths: list[Path]) -> list[str]:
+    """File stems unchanged; a repeated stem gets a numeric suffix so no report is overwritten."""
+    seen: dict[str, int] = {}
+    ids = []
+    for p in paths:
+        stem = p.stem
+        seen[stem] = seen.get(stem, 0) + 1
+        ids.append(stem if seen[stem] == 1 else f"{stem}-{seen[stem]}")
+    return ids
+
+
+def load_report(out_dir: Path, submission_id: str) -> GradeReport | None:
+    path = out_dir / "results.json"
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return GradeReport(submission_id, results.get("status", "ok"), results, results.get("notes", []))
+
+
+def grade_batch(paths: list[Path], out: Path, config_path: Path | None = None, workers: int = 1,
+                cell_timeout: float | None = None, resume: bool = False, progress=None) -> list[GradeReport]:
+    config_path = Path(config_path) if config_path else load_config().root / "grading.toml"
+    config = load_config(config_path)
+    notebooks, ignored = find_notebooks(paths)
+    out.mkdir(parents=True, exist_ok=True)
+    mnist = ensure_mnist()
+    jobs = [Job(p, sid, out / sid, config_path, mnist, cell_timeout)
+            for p, sid in zip(notebooks, submission_ids(notebooks))]
+    reports: list[GradeReport] = []
+    todo = []
+    for job in jobs:
+        previous = load_report(job.out_dir, job.submission_id) if resume else None
+        if previous is not None:
+            reports.append(previous)
+        else:
+            todo.append(job)
+    if progress:
+        progress.start(len(jobs), done=len(reports))
+    if workers <= 1:
+        for job in todo:
+            reports.append(grade_submission(job))
+            if progress:
+                progress.advance(reports[-1])
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futures = {pool.submit(grade_submission, job): job for job in todo}
+            for fut in as_completed(futures):
+                job = futures[fut]
+                try:
+                    report = fut.result()
+                except Exception:  # a worker died: record it, keep grading the others
+                    (job.out_dir).mkdir(parents=True, exist_ok=True)
+                    (job.out_dir / "grader_error.txt").write_text(traceback.format_exc())
+                    report = build_results(config, job.submission_id, "grader_error", None, [], [],
+                                           failure="erreur interne du correcteur, signalez-la à l'enseignant")
+                    write_submission_reports(job.out_dir, config, report, None)
+                reports.append(report)
+                if progress:
+                    progress.advance(report)
+    write_batch_reports(out, config, reports, [str(p) for p in ignored])
+    return sorted(reports, key=lambda r: r.submission)

@@ -1,0 +1,46 @@
+"""Fixtures of the hidden suite: each question's artifacts, built in this clean process."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from autograder.artifacts import load_question
+from autograder.config import load_config
+from autograder.mnist_data import load_mnist
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("autograder")
+    group.addoption("--capture-dir", help="directory of the captured artifacts")
+    group.addoption("--grading-config", default=None, help="path of grading.toml")
+    group.addoption("--execution", default=None, help="JSON of the questions that failed to run")
+    group.addoption("--measurements", default=None, help="where to write what was measured")
+
+
+def pytest_generate_tests(metafunc):
+    if "check" in metafunc.fixturenames:
+        rubric = load_config(metafunc.config.getoption("--grading-config")).checks
+        metafunc.parametrize("check", rubric, ids=[c.number for c in rubric])
+
+
+@pytest.fixture(scope="session")
+def config(pytestconfig):
+    return load_config(pytestconfig.getoption("--grading-config"))
+
+
+@pytest.fixture(scope="session")
+def artifacts(pytestconfig, config):
+    capture = Path(pytestconfig.getoption("--capture-dir"))
+    execution = pytestconfig.getoption("--execution")
+    failed = json.loads(Path(execution).read_text()).get("failed", {}) if execution else {}
+    mnist = load_mnist()
+    arts = {q: load_question(capture, q, mnist, failed.get(q)) for q in config.question_ids}
+    out = pytestconfig.getoption("--measurements")
+    if out:
+        Path(out).write_text(json.dumps({q: {
+            "accuracy": a.accuracy, "test_inputs": a.test_inputs, "note": a.accuracy_note or a.model_error,
+            "fits": [{"question": f.question, "batch_size": f.batch_size, "epochs": f.epochs,
+                      "samples": f.samples, "test_rows": f.test_rows} for f in a.fits],
+        } for q, a in arts.items()}, ensure_ascii=False, indent=1))
+    return arts

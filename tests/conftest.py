@@ -1,0 +1,56 @@
+"""Shared fixtures: the corpus is graded once per test session, in parallel, by the real CLI."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from autograder.config import load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "tests" / "corpus"
+CONFIG = load_config()
+CELL_TIMEOUT = os.environ.get("AUTOGRADER_TEST_CELL_TIMEOUT", "90")
+
+
+@pytest.fixture(scope="session")
+def expected():
+    return json.loads((CORPUS / "expected.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def graded(tmp_path_factory, expected):
+    """Grade every corpus notebook, a second copy of the solution and the master notebook itself."""
+    inbox = tmp_path_factory.mktemp("inbox")
+    for name in expected:
+        shutil.copy(CORPUS / f"{name}.ipynb", inbox / f"{name}.ipynb")
+    shutil.copy(CORPUS / "solution.ipynb", inbox / "solution again.ipynb")
+    shutil.copy(CONFIG.master, inbox / "master.ipynb")
+    (inbox / "notes.txt").write_text("not a notebook")
+    out = tmp_path_factory.mktemp("graded")
+    proc = subprocess.run(
+        [sys.executable, "-m", "autograder", "grade", str(inbox), "--out", str(out), "--workers", "2",
+         "--cell-timeout", CELL_TIMEOUT],
+        capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return GradedBatch(out, proc.stdout + proc.stderr)
+
+
+class GradedBatch:
+    def __init__(self, out: Path, log: str):
+        self.out = out
+        self.log = log
+
+    def results(self, name: str) -> dict:
+        return json.loads((self.out / name / "results.json").read_text())
+
+    def feedback(self, name: str) -> str:
+        return (self.out / name / "feedback.html").read_text()
+
+    def executed(self, name: str):
+        import nbformat
+        return nbformat.read(self.out / name / "executed.ipynb", as_version=4)

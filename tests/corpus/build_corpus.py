@@ -1,0 +1,164 @@
+"""Build the grading corpus from the released student notebook.
+
+Each submission is the template with its question cells filled in (and sometimes its
+cells or metadata reshaped), as a student would hand it in.  EXPECTED lists, for
+each one, the checks that must fail; every other check must pass.
+
+    .venv/bin/python tests/corpus/build_corpus.py    # rewrites tests/corpus/*.ipynb
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+
+HERE = Path(__file__).parent
+ROOT = HERE.parent.parent
+TEMPLATE = ROOT / "student_template" / "keras_mnist.ipynb"
+ALL_CHECKS = ["q1.1", "q1.2", "q1.3", "q1.4", "q2.1", "q2.2", "q2.3", "q2.4", "q3.1", "q3.2",
+              "q4.1", "q4.2", "q4.3", "q4.4"]
+
+Q1 = """\
+# Compilation du modèle pour le préparer à l'entrainement
+model.compile(optimizer='adam', loss='categorical_crossentropy', metrics=['accuracy'])
+
+# Entrainer le réseau
+model.fit(X_train, y_train)
+
+# Prédire les sorties
+y_pred = model.predict(X_test)
+
+# Afficher les prédictions
+print("Prédictions :")
+print(y_pred[:3])
+
+# Calculer la précision (évaluer les métriques)
+accuracy = model.evaluate(X_test, y_test)[1]
+print("Précision : %.2f" % accuracy)
+"""
+
+Q2_BODY = """\
+# Compiler le modèle
+model.compile(optimizer='adam', loss='categorical_crossentropy', metrics=['accuracy'])
+
+# # Entrainer le réseau
+model.fit(X_train, y_train)
+
+# # Evaluer le réseau
+accuracy = model.evaluate(X_test, y_test)[1]
+print("Précision : %.2f" % accuracy)
+"""
+
+
+def q2(layers: str) -> str:
+    return "# Création du modèle séquentiel\nmodel = keras.models.Sequential()\n\n" + layers + "\n" + Q2_BODY
+
+
+Q2 = q2("model.add(keras.layers.BatchNormalization(input_shape=(784,)))\n"
+        "model.add(keras.layers.Dense(10, activation='softmax'))\n")
+
+
+def q3(fit: str) -> str:
+    return (f"# Entrainer le réseau avec 5 époques\n{fit}\n\n# Calculer la précision\n"
+            "accuracy = model.evaluate(X_test, y_test)[1]\nprint(\"Précision : %.3f\" % accuracy)\n")
+
+
+Q3 = q3("model.fit(X_train, y_train, batch_size=128, epochs=5)")
+
+
+def q4(build: str, fit: str = "model.fit(X_train, y_train, batch_size=128, epochs=5)",
+       evaluate: str = "accuracy = model.evaluate(X_test, y_test)[1]") -> str:
+    return (f"{build}\n\nmodel.compile(optimizer='adam', loss='categorical_crossentropy', metrics=['accuracy'])\n\n"
+            f"{fit}\n\n# Evaluer le réseau\n{evaluate}\nprint(\"Précision : %.3f\" % accuracy)\n")
+
+
+Q4 = q4("model = keras.models.Sequential()\n"
+        "model.add(keras.layers.BatchNormalization(input_shape=(784,)))\n"
+        "model.add(keras.layers.Dense(128, activation='relu'))\n"
+        "model.add(keras.layers.Dense(10, activation='softmax'))")
+
+SOLUTION = {"q1": Q1, "q2": Q2, "q3": Q3, "q4": Q4}
+
+# name -> (question sources replacing the solution's, checks expected to fail, options)
+CASES: dict[str, tuple[dict, list[str], dict]] = {
+    "solution": ({}, [], {}),
+    "template": (None, ALL_CHECKS, {}),
+    "sigmoid_output": ({"q2": q2("model.add(keras.layers.BatchNormalization(input_shape=(784,)))\n"
+                                 "model.add(keras.layers.Dense(10, activation='sigmoid'))\n")}, ["q2.2"], {}),
+    # Normalises, but with another layer than the BatchNormalization the question asks for.
+    "no_batchnorm": ({"q2": q2("model.add(keras.layers.Rescaling(1 / 255, input_shape=(784,)))\n"
+                               "model.add(keras.layers.Dense(10, activation='softmax'))\n")}, ["q2.1"], {}),
+    "batch_64": ({"q3": q3("model.fit(X_train, y_train, batch_size=64, epochs=5)")}, ["q3.1"], {}),
+    "epochs_3": ({"q3": q3("model.fit(X_train, y_train, batch_size=128, epochs=3)")}, ["q3.1"], {}),
+    "no_hidden_layer": ({"q4": q4("model = keras.models.Sequential()\n"
+                                  "model.add(keras.layers.BatchNormalization(input_shape=(784,)))\n"
+                                  "model.add(keras.layers.Dense(10, activation='softmax'))")},
+                        ["q4.1", "q4.4"], {}),
+    "trained_on_test": ({"q4": q4(Q4.split("\n\nmodel.compile")[0],
+                                  fit="model.fit(np.concatenate([X_train, X_test]), np.concatenate([y_train, y_test]),"
+                                      " batch_size=128, epochs=5)")}, ["q4.4"], {}),
+    "undertrained": ({"q4": q4(Q4.split("\n\nmodel.compile")[0],
+                               fit="model.fit(X_train[:300], y_train[:300], batch_size=128, epochs=1)")},
+                     ["q4.4"], {}),
+    # Legitimate variants: full marks.
+    "variant_list_input_activation": ({
+        "q2": "model = keras.Sequential([\n    keras.Input(shape=(784,)),\n    keras.layers.BatchNormalization(),\n"
+              "    keras.layers.Dense(10),\n    keras.layers.Activation('softmax'),\n])\n\n" + Q2_BODY,
+        "q4": q4("model = keras.Sequential([\n    keras.layers.BatchNormalization(input_shape=(784,)),\n"
+                 "    keras.layers.Dense(256, activation='sigmoid'),\n    keras.layers.Dropout(0.1),\n"
+                 "    keras.layers.Dense(10, activation=keras.activations.softmax),\n])"),
+    }, [], {}),
+    "variant_positional_functional": ({
+        "q3": "taille_batch = 128\nnb_epoques = 5\n" + q3("model.fit(X_train, y_train, taille_batch, nb_epoques)"),
+        "q4": q4("inputs = keras.Input(shape=(784,))\nx = keras.layers.BatchNormalization()(inputs)\n"
+                 "x = keras.layers.Dense(64)(x)\nx = keras.layers.Activation('relu')(x)\n"
+                 "x = keras.layers.Dense(10)(x)\noutputs = keras.layers.Softmax()(x)\n"
+                 "model = keras.Model(inputs, outputs)"),
+    }, [], {}),
+    "variant_tf_keras_scaled_stripped": ({
+        "q4": "from tensorflow import keras as tfk\n\nX_train_s, X_test_s = X_train / 255.0, X_test / 255.0\n" + q4(
+            "reseau = tfk.Sequential()\nreseau.add(tfk.layers.Dense(128, activation='relu', input_shape=(784,)))\n"
+            "reseau.add(tfk.layers.Dense(10, activation='softmax'))\nmodel = reseau",
+            fit="reseau.fit(X_train_s, y_train, epochs=5, batch_size=128)",
+            evaluate="accuracy = reseau.evaluate(X_test_s, y_test)[1]").replace("model.compile", "reseau.compile"),
+    }, [], {"strip_metadata": True, "split_q4_cell": True}),
+    # Hostile code: the rest of the notebook is graded normally.
+    "infinite_loop_q1": ({"q1": Q1 + "\nwhile True:\n    pass\n"}, ["q1.1", "q1.2", "q1.3", "q1.4"], {}),
+    "os_exit_q1": ({"q1": "import os\n" + Q1 + "os._exit(1)\n"}, ["q1.1", "q1.2", "q1.3", "q1.4"], {}),
+}
+
+
+def build(name: str, sources: dict | None, options: dict) -> nbformat.NotebookNode:
+    nb = nbformat.read(TEMPLATE, as_version=4)
+    if sources is not None:
+        filled = {**SOLUTION, **sources}
+        for cell in nb.cells:
+            q = cell.metadata.get("autograder", {}).get("question")
+            if q:
+                cell.source = filled[q]
+    if options.get("split_q4_cell"):
+        i = next(i for i, c in enumerate(nb.cells) if c.metadata.get("autograder", {}).get("question") == "q4")
+        head, _, tail = nb.cells[i].source.partition("\n\nreseau = ")
+        nb.cells[i].source = head
+        nb.cells.insert(i + 1, nbformat.v4.new_code_cell("reseau = " + tail))
+    if options.get("strip_metadata"):
+        nb.metadata = nbformat.NotebookNode({"kernelspec": nb.metadata.get("kernelspec", {})})
+        for cell in nb.cells:
+            cell.metadata = nbformat.NotebookNode()
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"{name[:40]}-{i}"
+    return nb
+
+
+def main() -> None:
+    expected = {}
+    for name, (sources, failing, options) in CASES.items():
+        nbformat.write(build(name, sources, options), HERE / f"{name}.ipynb")
+        expected[name] = {"failing": sorted(failing)}
+    (HERE / "expected.json").write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""End to end: real notebooks, real kernels, real Keras, the hidden suite under real pytest."""
+
+import csv
+import json
+import re
+
+import pytest
+
+from tests.conftest import CONFIG, CORPUS
+
+CASES = sorted(json.loads((CORPUS / "expected.json").read_text()))
+POINTS = {c.number: c.points for c in CONFIG.checks}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_each_check_scores_as_expected(graded, expected, name):
+    results = graded.results(name)
+    failing = {t["number"] for t in results["tests"] if t["status"] == "failed"}
+    assert failing == set(expected[name]["failing"]), [
+        (t["number"], t["output"]) for t in results["tests"] if t["status"] == "failed"]
+    assert results["score"] == pytest.approx(sum(p for n, p in POINTS.items() if n not in failing))
+    for t in results["tests"]:
+        assert t["score"] == (0 if t["number"] in failing else t["max_score"])
+        if t["number"] in failing:
+            assert t["output"] and t["output"] != "Réussie."
+
+
+def test_results_json_lists_every_check_in_gradescope_format(graded):
+    for name in CASES:
+        results = graded.results(name)
+        assert [t["number"] for t in results["tests"]] == [c.number for c in CONFIG.checks]
+        for t in results["tests"]:
+            assert set(t) >= {"name", "number", "score", "max_score", "output", "visibility"}
+            assert re.fullmatch(r"q\d\.\d", t["number"])
+            assert t["visibility"] in ("visible", "after_published")
+        assert results["status"] in ("ok", "timeout", "kernel_died", "budget")
+
+
+def test_untouched_template_gets_zero_with_a_message_per_question(graded):
+    results = graded.results("template")
+    assert results["score"] == 0
+    for t in results["tests"]:
+        assert "< Compléter >" in t["output"], t
+
+
+def test_infinite_loop_costs_only_its_question(graded):
+    results = graded.results("infinite_loop_q1")
+    assert results["status"] == "timeout"
+    assert "la question q1 a dépassé le temps imparti" in results["output"]
+    assert "dépassé le temps imparti" in graded.feedback("infinite_loop_q1")
+
+
+def test_kernel_death_is_survived_and_named(graded):
+    results = graded.results("os_exit_q1")
+    assert results["status"] == "kernel_died"
+    assert "la question q1 a provoqué l'arrêt du noyau" in results["output"]
+    assert results["extra_data"]["kernel_restarts"] == 1
+
+
+def test_training_on_test_images_is_explained(graded):
+    q44 = next(t for t in graded.results("trained_on_test")["tests"] if t["number"] == "q4.4")
+    assert "10000 images du jeu de test" in q44["output"]
+
+
+def test_accuracy_is_measured_in_the_students_input_space(graded):
+    measured = graded.results("variant_tf_keras_scaled_stripped")["extra_data"]["measurements"]["q4"]
+    assert measured["test_inputs"] == "genuine" and measured["accuracy"] > 0.95
+
+
+def test_same_submission_graded_twice_gives_identical_results(graded):
+    a, b = graded.results("solution"), graded.results("solution again")
+    assert [t["score"] for t in a["tests"]] == [t["score"] for t in b["tests"]]
+    acc = lambda r: {q: m["accuracy"] for q, m in r["extra_data"]["measurements"].items()}  # noqa: E731
+    assert acc(a) == acc(b)
+
+
+def test_master_notebook_runs_end_to_end_with_the_readme_accuracies(graded):
+    executed = graded.executed("master")
+    errors = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert errors == []
+    text = "\n".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs)
+    assert "Précision : 0.5558" in text          # GaussianNB, as stated in the README
+    assert "Précision : 0.8603" in text          # LinearRegression (the seed printed 0.8593)
+    assert graded.results("master")["score"] == 20
+    skipped = [c for c in executed.cells if "otter_ignore" in c.metadata.get("tags", [])]
+    assert len(skipped) == 2 and all(not c.outputs for c in skipped)
+
+
+def test_untouched_template_errors_only_in_the_exercise_cells(graded):
+    executed = graded.executed("template")
+    erroring = [c.metadata.get("autograder", {}).get("question") for c in executed.cells
+                if c.cell_type == "code" and any(o.output_type == "error" for o in c.outputs)]
+    assert erroring == ["q1", "q2", "q3", "q4"]
+
+
+def test_batch_reports(graded):
+    with open(graded.out / "grades.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == ["id", "q1", "q2", "q3", "q4", "total", "status"]
+    by_id = {r["id"]: r for r in rows}
+    assert set(by_id) == set(CASES) | {"solution again", "master"}
+    assert by_id["solution"]["total"] == "20" and by_id["template"]["total"] == "0"
+    assert by_id["batch_64"]["q3"] == "2"
+    summary = json.loads((graded.out / "summary.json").read_text())
+    assert summary["submissions"] == len(rows)
+    assert any(p.endswith("notes.txt") for p in summary["ignored_files"])
+    assert "Reports written" in graded.log
+
+
+def test_feedback_is_french_and_per_question(graded):
+    html = graded.feedback("batch_64")
+    assert "Question q3" in html and "batchs de taille 128" in html and "échouée" in html
+    assert "Note : 18.00 / 20.00" in html

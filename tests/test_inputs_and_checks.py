@@ -1,0 +1,122 @@
+"""Fast tests of the pure stages: input-space matching and the rubric check functions."""
+
+import numpy as np
+import pytest
+
+from autograder import checks
+from autograder.artifacts import FitCall, Layer, ModelInfo, Prediction, QuestionArtifacts
+from autograder.inputs import fit_input_space
+
+RNG = np.random.default_rng(0)
+GENUINE = RNG.integers(0, 256, size=(500, 28, 28), dtype=np.uint8)
+GENUINE[:, 0, 0] = 0   # a pixel that never varies, like MNIST's borders
+
+
+@pytest.mark.parametrize("transform", [
+    lambda g: g.reshape(len(g), 784),
+    lambda g: g.reshape(len(g), 784).astype("float32") / 255.0,
+    lambda g: g.astype("float64") / 127.5 - 1.0,
+    lambda g: (g.reshape(len(g), 784) - g.reshape(len(g), 784).mean(0)) / (g.reshape(len(g), 784).std(0) + 1e-7),
+])
+def test_input_space_recovers_student_scaling(transform):
+    student = transform(GENUINE)
+    space = fit_input_space(student, GENUINE)
+    assert space is not None
+    assert space.shape == student.shape[1:]
+    np.testing.assert_allclose(space.apply(GENUINE), student, atol=1e-4)
+
+
+@pytest.mark.parametrize("student", [
+    GENUINE[::-1].reshape(500, 784),                       # other images, same pixels
+    np.sqrt(GENUINE.reshape(500, 784).astype(float)),      # not a per-pixel affine map
+    np.zeros((500, 784)),
+    GENUINE[:100].reshape(100, 784),                       # a subset
+])
+def test_input_space_rejects_other_data(student):
+    assert fit_input_space(student, GENUINE) is None
+
+
+def model(*layers, units=10):
+    return ModelInfo(tuple(layers), (None, 784), units)
+
+
+def art(m=None, fits=(), predictions=(), accuracy=None, question="q1", **kw):
+    return QuestionArtifacts(question, model=m, fits=list(fits), predictions=list(predictions),
+                             accuracy=accuracy, **kw)
+
+
+def fit(question="q1", batch=32, epochs=1, samples=60000, test_rows=0):
+    return FitCall(question, batch, epochs, "default", "default", samples, epochs, test_rows)
+
+
+BN = Layer("BatchNormalization", features=784)
+OUT = Layer("Dense", 10, "softmax", 784)
+
+
+@pytest.mark.parametrize("layers", [
+    (BN, OUT),
+    (BN, Layer("Dense", 10, "linear", 784), Layer("Activation", None, "softmax", 10)),
+    (BN, Layer("Dense", 10, "linear", 784), Layer("Softmax", None, "softmax", 10)),
+    (BN, OUT, Layer("Dropout", None, None, 10)),
+])
+def test_softmax_output_accepts_every_spelling(layers):
+    checks.softmax_output(art(model(*layers)))
+
+
+def test_softmax_output_rejects_sigmoid_and_wrong_units():
+    with pytest.raises(AssertionError, match="softmax"):
+        checks.softmax_output(art(model(BN, Layer("Dense", 10, "sigmoid", 784))))
+    with pytest.raises(AssertionError, match="10 neurones"):
+        checks.softmax_output(art(model(BN, Layer("Dense", 5, "softmax", 784), units=5)))
+
+
+def test_missing_model_is_explained():
+    with pytest.raises(AssertionError, match="aucun modèle"):
+        checks.softmax_output(art(None, model_error="aucun modèle Keras n'a été trouvé pour cette question"))
+
+
+def test_batchnorm_first():
+    checks.batchnorm_first(art(model(BN, OUT)))
+    with pytest.raises(AssertionError, match="première couche"):
+        checks.batchnorm_first(art(model(OUT)))
+    with pytest.raises(AssertionError, match="784"):
+        checks.batchnorm_first(art(model(Layer("BatchNormalization", features=28), OUT)))
+
+
+def test_fit_arguments():
+    checks.fit_arguments(art(fits=[fit("q2"), fit("q3", 128, 5)], question="q3"), batch_size=128, epochs=5)
+    with pytest.raises(AssertionError, match="batchs de taille 128"):
+        checks.fit_arguments(art(fits=[fit("q3", 64, 5)], question="q3"))
+    with pytest.raises(AssertionError, match="5 époques"):
+        checks.fit_arguments(art(fits=[fit("q3", 128, 3)], question="q3"))
+    with pytest.raises(AssertionError, match="pas été entraîné"):
+        checks.fit_arguments(art(fits=[fit("q2", 128, 5)], question="q3"))
+
+
+def test_hidden_dense_layer():
+    hidden = Layer("Dense", 128, "relu", 784)
+    checks.hidden_dense_layer(art(model(BN, hidden, OUT)))
+    checks.hidden_dense_layer(art(model(BN, Layer("Dense", 64, "linear", 784),
+                                        Layer("Activation", None, "relu", 64), OUT)))
+    with pytest.raises(AssertionError, match="couche Dense cachée"):
+        checks.hidden_dense_layer(art(model(BN, OUT)))
+    with pytest.raises(AssertionError, match="couche Dense cachée"):
+        checks.hidden_dense_layer(art(model(BN, Layer("Dense", 64, "tanh", 784), OUT)))
+
+
+def test_min_accuracy_and_test_contamination():
+    checks.min_accuracy(art(model(BN, OUT), accuracy=0.97), threshold=0.95)
+    with pytest.raises(AssertionError, match="0.9000"):
+        checks.min_accuracy(art(model(BN, OUT), accuracy=0.90), threshold=0.95)
+    with pytest.raises(AssertionError, match="images du jeu de test"):
+        checks.min_accuracy(art(model(BN, OUT), fits=[fit(test_rows=10000)], accuracy=0.99), threshold=0.95)
+
+
+def test_training_and_prediction_checks():
+    good = art(fits=[fit()], predictions=[Prediction("q1", "predict", 10000)], predicted_test_set=True)
+    checks.trained_on_training_set(good)
+    checks.predicted_test_set(good)
+    with pytest.raises(AssertionError, match="60000"):
+        checks.trained_on_training_set(art(fits=[fit(samples=5000)]))
+    with pytest.raises(AssertionError, match="model.predict"):
+        checks.predicted_test_set(art(predictions=[Prediction("q1", "evaluate", 10000)]))
