@@ -19,7 +19,7 @@ from pathlib import Path
 
 import nbformat
 from jupyter_client.kernelspec import KernelSpecManager
-from jupyter_client.manager import KernelManager
+from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
@@ -101,9 +101,10 @@ class Runner:
     # --- kernel sessions -------------------------------------------------------------
     def _client(self) -> NotebookClient:
         ksm = KernelSpecManager(kernel_dirs=[str(_kernel_spec_dir(Path(self._specs.name)))])
-        km = KernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=ksm)
+        # nbclient drives the kernel asynchronously: a blocking manager would hang on timeouts.
+        km = AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=ksm)
         client = NotebookClient(
-            self.nb, km=km, timeout=int(self.limits.cell_timeout), allow_errors=True,
+            self.nb, km=km, timeout=int(self.limits.cell_timeout), allow_errors=True, shutdown_kernel="immediate",
             interrupt_on_timeout=True, startup_timeout=120, coalesce_streams=True,
             error_on_timeout={"ename": TIMEOUT_ENAME, "evalue": "timeout", "traceback": []},
             resources={"metadata": {"path": str(self.workdir)}},
@@ -134,7 +135,7 @@ class Runner:
     def _session(self, start: int) -> int | None:
         """Run steps from ``start`` in a new kernel; return where the next session resumes."""
         client = self._client()
-        with client.setup_kernel(env=kernel_env(self.limits.threads), cwd=str(self.workdir)):
+        with client.setup_kernel(env=kernel_env(self.limits.threads), cwd=str(self.workdir), cleanup_kc=True):
             if start > 0:
                 resume = self._replay(client, start)
                 if resume is not None:

@@ -91,6 +91,10 @@ def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
             shutil.copy(log, job.out_dir / "scoring.log")
     if result.hidden_errors:
         write_atomic(job.out_dir / "grader_log.txt", "\n".join(result.hidden_errors) + "\n")
+    for q, measured in scores.measurements.items():
+        if measured.get("test_inputs") == "not_genuine":
+            notes.append(f"question {q} : les données passées à evaluate/predict ne sont pas les 10 000 images de "
+                         "test MNIST ; la précision a été mesurée par le correcteur sur le vrai jeu de test")
     report = build_results(config, job.submission_id, result.status, scores.outcomes, result.events, notes)
     report.results["extra_data"] = {"measurements": scores.measurements, "duration_s": round(result.duration, 1),
                                     "kernel_restarts": result.restarts}

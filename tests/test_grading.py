@@ -111,3 +111,9 @@ def test_feedback_is_french_and_per_question(graded):
     html = graded.feedback("batch_64")
     assert "Question q3" in html and "batchs de taille 128" in html and "échouée" in html
     assert "Note : 18.00 / 20.00" in html
+
+
+def test_edited_given_code_is_restored_and_noted(graded):
+    results = graded.results("variant_positional_functional")
+    assert results["score"] == 20
+    assert any("« one-hot » avait été modifiée et a été rétablie" in n for n in results["notes"])

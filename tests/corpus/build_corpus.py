@@ -116,7 +116,7 @@ CASES: dict[str, tuple[dict, list[str], dict]] = {
                  "x = keras.layers.Dense(64)(x)\nx = keras.layers.Activation('relu')(x)\n"
                  "x = keras.layers.Dense(10)(x)\noutputs = keras.layers.Softmax()(x)\n"
                  "model = keras.Model(inputs, outputs)"),
-    }, [], {}),
+    }, [], {"tamper_given_cell": True}),
     "variant_tf_keras_scaled_stripped": ({
         "q4": "from tensorflow import keras as tfk\n\nX_train_s, X_test_s = X_train / 255.0, X_test / 255.0\n" + q4(
             "reseau = tfk.Sequential()\nreseau.add(tfk.layers.Dense(128, activation='relu', input_shape=(784,)))\n"
@@ -143,6 +143,10 @@ def build(name: str, sources: dict | None, options: dict) -> nbformat.NotebookNo
         head, _, tail = nb.cells[i].source.partition("\n\nreseau = ")
         nb.cells[i].source = head
         nb.cells.insert(i + 1, nbformat.v4.new_code_cell("reseau = " + tail))
+    if options.get("tamper_given_cell"):
+        # Editing given code must not change the grade: the grader restores it.
+        given = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "one-hot")
+        given.source += "\nX_train, y_train = X_train[:1000], y_train[:1000]\n"
     if options.get("strip_metadata"):
         nb.metadata = nbformat.NotebookNode({"kernelspec": nb.metadata.get("kernelspec", {})})
         for cell in nb.cells:

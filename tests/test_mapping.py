@@ -1,0 +1,87 @@
+"""Mapping cells to questions, with and without the metadata editors may drop."""
+
+import copy
+
+import nbformat
+import pytest
+
+from autograder.config import load_config
+from autograder.instrument import build_plan
+from autograder.mapping import map_cells, master_cells
+
+CONFIG = load_config()
+MASTER = nbformat.read(CONFIG.master, as_version=4)
+TEMPLATE = nbformat.read(CONFIG.student, as_version=4)
+MASTERS = master_cells(MASTER, TEMPLATE)
+
+
+def student():
+    return copy.deepcopy(TEMPLATE)
+
+
+def index_of(nb, question):
+    return next(i for i, c in enumerate(nb.cells) if c.metadata.get("autograder", {}).get("question") == question)
+
+
+def questions(cell_map):
+    return [(c.question, c.source.splitlines()[0] if c.source else "") for c in cell_map.cells if c.role == "question"]
+
+
+def strip(nb):
+    for cell in nb.cells:
+        cell.metadata = nbformat.NotebookNode()
+    return nb
+
+
+@pytest.mark.parametrize("prepare", [lambda nb: nb, strip], ids=["metadata", "stripped"])
+def test_each_question_cell_is_found(prepare):
+    cell_map = map_cells(prepare(student()), MASTERS)
+    assert [q for q, _ in questions(cell_map)] == ["q1", "q2", "q3", "q4"]
+    assert cell_map.missing_questions == []
+    assert sum(c.role == "instructor" for c in cell_map.cells) == sum(m.instructor for m in MASTERS)
+
+
+@pytest.mark.parametrize("prepare", [lambda nb: nb, strip], ids=["metadata", "stripped"])
+def test_added_and_split_cells_belong_to_the_question_they_follow(prepare):
+    nb = student()
+    i = index_of(nb, "q1")
+    nb.cells.insert(i + 1, nbformat.v4.new_code_cell("print('ajout après q1')"))
+    j = index_of(nb, "q4")
+    nb.cells.insert(j + 1, nbformat.v4.new_code_cell("reste de q4"))
+    nb.cells.insert(j + 2, nbformat.v4.new_markdown_cell("mes notes"))
+    nb.cells.insert(j + 3, nbformat.v4.new_code_cell("encore q4"))
+    cell_map = map_cells(prepare(nb), MASTERS)
+    assert [c.question for c in cell_map.cells if c.source in ("print('ajout après q1')", "reste de q4", "encore q4")] \
+        == ["q1", "q4", "q4"]
+
+
+def test_edited_instructor_cells_are_restored_and_deleted_ones_put_back():
+    nb = student()
+    reshape = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "reshape")
+    reshape.source += "\nX_train = X_train[:10]"
+    nb.cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "one-hot"]
+    cell_map = map_cells(nb, MASTERS)
+    by_id = {c.master_id: c for c in cell_map.cells if c.role == "instructor"}
+    assert by_id["reshape"].restored and "X_train[:10]" not in by_id["reshape"].source
+    assert by_id["one-hot"].student_index is None and "OneHotEncoder" in by_id["one-hot"].source
+    ids = [c.master_id for c in cell_map.cells if c.role == "instructor" and c.cell_type == "code"]
+    assert ids == [m.grade_id for m in MASTERS if m.instructor and m.cell_type == "code"]
+
+
+def test_missing_question_is_reported():
+    nb = student()
+    del nb.cells[index_of(nb, "q3")]
+    assert map_cells(nb, MASTERS).missing_questions == ["q3"]
+
+
+def test_plan_captures_after_each_questions_last_cell_and_skips_otter_ignore():
+    nb = student()
+    i = index_of(nb, "q2")
+    nb.cells.insert(i + 1, nbformat.v4.new_code_cell("q2 suite"))
+    steps = build_plan(map_cells(nb, MASTERS), "PREAMBLE")
+    kinds = [(s.kind, s.question) for s in steps if s.kind != "cell" or s.question]
+    assert kinds[0] == ("preamble", None)
+    q2 = [k for k in kinds if k[1] == "q2"]
+    assert q2 == [("begin", "q2"), ("cell", "q2"), ("cell", "q2"), ("capture", "q2")]
+    sources = [s.source for s in steps]
+    assert not any("LogisticRegression(" in s for s in sources)
