@@ -46,14 +46,14 @@ def test_untouched_template_gets_zero_with_a_message_per_question(graded):
 def test_infinite_loop_costs_only_its_question(graded):
     results = graded.results("infinite_loop_q1")
     assert results["status"] == "timeout"
-    assert "la question q1 a dépassé le temps imparti" in results["output"]
+    assert "La question q1 a dépassé le temps imparti" in results["output"]
     assert "dépassé le temps imparti" in graded.feedback("infinite_loop_q1")
 
 
 def test_kernel_death_is_survived_and_named(graded):
     results = graded.results("os_exit_q1")
     assert results["status"] == "kernel_died"
-    assert "la question q1 a provoqué l'arrêt du noyau" in results["output"]
+    assert "La question q1 a provoqué l'arrêt du noyau" in results["output"]
     assert results["extra_data"]["kernel_restarts"] == 1
 
 
@@ -110,7 +110,7 @@ def test_batch_reports(graded):
 def test_feedback_is_french_and_per_question(graded):
     html = graded.feedback("batch_64")
     assert "Question q3" in html and "batchs de taille 128" in html and "échouée" in html
-    assert "Note : 18.00 / 20.00" in html
+    assert "Note : 17.00 / 20.00" in html
 
 
 def test_edited_given_code_is_restored_and_noted(graded):
