@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -86,9 +87,10 @@ def _kernel_spec_dir(root: Path) -> Path:
 
 
 class Runner:
-    def __init__(self, steps: list[Step], workdir: Path, limits: Limits):
+    def __init__(self, steps: list[Step], workdir: Path, limits: Limits, kernel_log: Path | None = None):
         self.steps = steps
         self.workdir = Path(workdir)
+        self.kernel_log = kernel_log
         self.limits = limits
         self.result = ExecutionResult()
         self.nb = nbformat.v4.new_notebook()
@@ -135,19 +137,29 @@ class Runner:
     def _session(self, start: int) -> int | None:
         """Run steps from ``start`` in a new kernel; return where the next session resumes."""
         client = self._client()
-        with client.setup_kernel(env=kernel_env(self.limits.threads), cwd=str(self.workdir), cleanup_kc=True):
-            if start > 0:
-                resume = self._replay(client, start)
-                if resume is not None:
-                    return resume
-            for i in range(start, len(self.steps)):
-                if i in self.skipped:
-                    continue
-                outcome = self._run_step(client, i)
-                if outcome == "budget":
-                    return None
-                if outcome == "dead":
-                    return self._after_failure(i)
+        # The kernel's own stderr (TensorFlow logs, crashes) goes to a log, not the grader's terminal.
+        log = open(self.kernel_log, "ab") if self.kernel_log else subprocess.DEVNULL
+        try:
+            with client.setup_kernel(env=kernel_env(self.limits.threads), cwd=str(self.workdir), cleanup_kc=True,
+                                     stdout=log, stderr=log):
+                return self._run_from(client, start)
+        finally:
+            if log is not subprocess.DEVNULL:
+                log.close()
+
+    def _run_from(self, client: NotebookClient, start: int) -> int | None:
+        if start > 0:
+            resume = self._replay(client, start)
+            if resume is not None:
+                return resume
+        for i in range(start, len(self.steps)):
+            if i in self.skipped:
+                continue
+            outcome = self._run_step(client, i)
+            if outcome == "budget":
+                return None
+            if outcome == "dead":
+                return self._after_failure(i)
         return None
 
     def _replay(self, client: NotebookClient, upto: int) -> int | None:
@@ -272,5 +284,5 @@ class Runner:
             self.result.events.append(Event("budget", None, "le temps total alloué au notebook est épuisé"))
 
 
-def execute(steps: list[Step], workdir: Path, limits: Limits) -> ExecutionResult:
-    return Runner(steps, workdir, limits).run()
+def execute(steps: list[Step], workdir: Path, limits: Limits, kernel_log: Path | None = None) -> ExecutionResult:
+    return Runner(steps, workdir, limits, kernel_log).run()

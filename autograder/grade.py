@@ -78,7 +78,9 @@ def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
         capture = Path(tmp) / CAPTURE
         scratch.mkdir()
         steps = build_plan(cell_map, preamble_source(job.mnist, capture, config.limits.seed, config.limits.threads))
-        result = execute(steps, scratch, config.limits)
+        kernel_log = Path(tmp) / "kernel.log"
+        result = execute(steps, scratch, config.limits, kernel_log)
+        _keep_tail(kernel_log, job.out_dir / "kernel.log")
         failed = {e.question: e.message for e in result.events if e.question in result.failed_questions}
         for q in config.question_ids:
             if q not in result.ran_questions and q not in cell_map.missing_questions:
@@ -102,6 +104,13 @@ def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
                                  config.limits.output_limit)
     write_submission_reports(job.out_dir, config, report, executed)
     return report
+
+
+def _keep_tail(source: Path, target: Path, limit: int = 50_000) -> None:
+    if source.exists():
+        with open(source, "rb") as fh:
+            fh.seek(max(0, source.stat().st_size - limit))
+            write_atomic(target, fh.read())
 
 
 def _not_run_reason(cell_map, question: str, placeholder: str) -> str:
