@@ -40,6 +40,10 @@ class Limits:
     seed: int = 1234
     threads: int = 1
     output_limit: int = 10000
+    memory_mb: int = 6144
+    max_processes: int = 64
+    max_file_mb: int = 1024
+    isolate_network: bool = True
 
 
 @dataclass(frozen=True)

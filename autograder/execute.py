@@ -26,6 +26,8 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 from .config import Limits
 from .instrument import Step
+from .outputs import BoundedOutputClient
+from .sandbox import Watchdog, kernel_prefix, network_isolation
 
 TIMEOUT_ENAME = "AutograderCellTimeout"
 SYNTAX_ERRORS = ("SyntaxError", "IndentationError", "TabError")
@@ -75,12 +77,12 @@ def kernel_env(threads: int) -> dict[str, str]:
     return env
 
 
-def _kernel_spec_dir(root: Path) -> Path:
-    """A kernelspec for this very interpreter, so no other installed 'python3' is picked."""
+def _kernel_spec_dir(root: Path, limits: Limits) -> Path:
+    """A kernelspec for this very interpreter (no other installed 'python3' is picked), sandboxed."""
     spec = root / "kernels" / KERNEL_NAME
     spec.mkdir(parents=True, exist_ok=True)
     (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "argv": kernel_prefix(limits) + [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": "autograder", "language": "python",
     }))
     return root / "kernels"
@@ -99,19 +101,25 @@ class Runner:
         self.last_reply: dict = {}
         self._specs = tempfile.TemporaryDirectory(prefix="autograder-kernelspec-")
         self.deadline = 0.0
+        self.watchdog: Watchdog | None = None
 
     # --- kernel sessions -------------------------------------------------------------
     def _client(self) -> NotebookClient:
-        ksm = KernelSpecManager(kernel_dirs=[str(_kernel_spec_dir(Path(self._specs.name)))])
+        ksm = KernelSpecManager(kernel_dirs=[str(_kernel_spec_dir(Path(self._specs.name), self.limits))])
         # nbclient drives the kernel asynchronously: a blocking manager would hang on timeouts.
         km = AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=ksm)
-        client = NotebookClient(
+        if self.limits.isolate_network and network_isolation():
+            # No loopback inside the kernel's network namespace: talk over Unix sockets.
+            km.transport = "ipc"
+            km.ip = str(Path(self._specs.name) / "ipc")
+        client = BoundedOutputClient(
             self.nb, km=km, timeout=int(self.limits.cell_timeout), allow_errors=True, shutdown_kernel="immediate",
-            interrupt_on_timeout=True, startup_timeout=120, coalesce_streams=True,
+            interrupt_on_timeout=True, startup_timeout=120,
             error_on_timeout={"ename": TIMEOUT_ENAME, "evalue": "timeout", "traceback": []},
             resources={"metadata": {"path": str(self.workdir)}},
         )
         client.on_cell_executed = self._on_executed
+        client.output_limit = self.limits.output_limit
         return client
 
     def _on_executed(self, cell, cell_index, execute_reply):
@@ -142,7 +150,12 @@ class Runner:
         try:
             with client.setup_kernel(env=kernel_env(self.limits.threads), cwd=str(self.workdir), cleanup_kc=True,
                                      stdout=log, stderr=log):
-                return self._run_from(client, start)
+                self.watchdog = Watchdog(client.km.provisioner.pid, self.limits)
+                self.watchdog.start()
+                try:
+                    return self._run_from(client, start)
+                finally:
+                    self.watchdog.stop()
         finally:
             if log is not subprocess.DEVNULL:
                 log.close()
@@ -190,10 +203,13 @@ class Runner:
             return "budget"
         client.timeout = int(max(1, min(self.limits.cell_timeout, remaining)))
         self.last_reply = {}
+        client.reset_outputs()
         try:
             client.execute_cell(self.nb.cells[i], i)
         except DeadKernelError:
-            return self._dead(i, "le noyau Python s'est arrêté brutalement (plantage, sortie forcée ou mémoire épuisée)")
+            breach = self.watchdog.breach if self.watchdog else None
+            return self._dead(i, breach.message if breach else
+                              "le noyau Python s'est arrêté brutalement (plantage, sortie forcée ou mémoire épuisée)")
         except CellTimeoutError:
             return self._dead(i, "le code ne répondait plus")
         if self.last_reply.get("ename") == TIMEOUT_ENAME:

@@ -73,9 +73,12 @@ def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
     notes += [f"la cellule fournie « {c.master_id} » avait été modifiée et a été rétablie"
               for c in cell_map.cells if c.restored and c.student_index is not None]
 
-    with tempfile.TemporaryDirectory(prefix="autograder-") as tmp:
+    # The kernel's working directory holds nothing but what it writes itself; the captured
+    # artifacts live in another directory, out of reach of `rm -rf ..`.
+    with tempfile.TemporaryDirectory(prefix="autograder-") as tmp, \
+            tempfile.TemporaryDirectory(prefix="autograder-capture-") as capture_root:
         scratch = Path(tmp) / "work"
-        capture = Path(tmp) / CAPTURE
+        capture = Path(capture_root) / CAPTURE
         scratch.mkdir()
         steps = build_plan(cell_map, preamble_source(job.mnist, capture, config.limits.seed, config.limits.threads))
         kernel_log = Path(tmp) / "kernel.log"
@@ -87,10 +90,12 @@ def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
                 failed.setdefault(q, _not_run_reason(cell_map, q, config.placeholder))
         for q in cell_map.missing_questions:
             failed.setdefault(q, "aucune cellule de cette question n'a été trouvée dans le notebook")
-        scores = score(config, capture, failed, Path(tmp) / "scoring", job.config_path)
-        log = Path(tmp) / "scoring" / "scoring.log"
-        if log.exists():
-            shutil.copy(log, job.out_dir / "scoring.log")
+        # Created only now that the kernel is gone, so nothing it wrote can pose as a result.
+        with tempfile.TemporaryDirectory(prefix="autograder-scoring-") as scoring:
+            scores = score(config, capture, failed, Path(scoring), job.config_path)
+            log = Path(scoring) / "scoring.log"
+            if log.exists():
+                shutil.copy(log, job.out_dir / "scoring.log")
     if result.hidden_errors:
         write_atomic(job.out_dir / "grader_log.txt", "\n".join(result.hidden_errors) + "\n")
     for q, measured in scores.measurements.items():

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
-from nbformat.validator import NotebookValidationError
+import nbformat.reader
 
 
 class InvalidNotebook(Exception):
@@ -39,27 +39,40 @@ def read_notebook(path: Path) -> tuple[nbformat.NotebookNode, list[str]]:
     if not isinstance(data, dict) or ("cells" not in data and "worksheets" not in data):
         raise InvalidNotebook("le fichier JSON n'est pas un notebook Jupyter (aucune liste de cellules)")
     try:
-        nb = nbformat.reads(text, as_version=nbformat.NO_CONVERT)
-        if nb.get("nbformat", 4) != 4:
+        if data.get("nbformat") == 4:
+            nb = nbformat.from_dict(data)    # cells are normalised one by one below
+        else:
+            nb = nbformat.reader.reads(text)     # rejoins the line lists nbformat 3 stores
             nb = nbformat.convert(nb, 4)
-            notes.append("notebook converti depuis le format nbformat 3")
-    except Exception as exc:  # nbformat raises many kinds on malformed input
-        raise InvalidNotebook(f"le notebook n'a pas pu être lu ({type(exc).__name__})") from None
+            notes.append(f"notebook converti depuis le format nbformat {data.get('nbformat')}")
+    except Exception:  # nbformat raises many kinds on malformed input
+        raise InvalidNotebook("le notebook est dans un ancien format qui n'a pas pu être converti") from None
     if not isinstance(nb.get("cells"), list):
         raise InvalidNotebook("le notebook ne contient pas de liste de cellules")
+    if not isinstance(nb.get("metadata"), dict):
+        nb["metadata"] = nbformat.NotebookNode()
     if not nb.cells:
         raise InvalidNotebook("le notebook ne contient aucune cellule")
-    for cell in nb.cells:
+    seen: set[str] = set()
+    for i, cell in enumerate(nb.cells):
         if not isinstance(cell, dict) or cell.get("cell_type") not in ("code", "markdown", "raw"):
-            raise InvalidNotebook("le notebook contient une cellule invalide")
+            raise InvalidNotebook(f"la cellule n°{i + 1} du notebook est invalide")
         if isinstance(cell.get("source"), list):
-            cell["source"] = "".join(cell["source"])
-        cell.setdefault("metadata", nbformat.NotebookNode())
+            cell["source"] = "".join(map(str, cell["source"]))
+        if not isinstance(cell.get("source", ""), str):
+            raise InvalidNotebook(f"la cellule n°{i + 1} du notebook a un contenu invalide")
         cell.setdefault("source", "")
+        if not isinstance(cell.get("metadata"), dict):
+            cell["metadata"] = nbformat.NotebookNode()
+        if cell.get("id") is not None and cell.get("id") in seen:
+            notes.append("des identifiants de cellules étaient dupliqués ; ils ont été renumérotés")
+            cell["id"] = f"cell-{i}"
+        seen.add(cell.get("id"))
     try:
-        nbformat.validate(nb)
-    except NotebookValidationError:
-        notes.append("le notebook ne respecte pas exactement le format nbformat ; il a été corrigé au mieux")
+        nbformat.validate(nb)    # ids are already unique: nothing random is repaired here
+    except Exception:
+        notes.append("le notebook ne respecte pas exactement le format nbformat ; il a été lu au mieux")
+    notes[:] = list(dict.fromkeys(notes))
     return nb, notes
 
 

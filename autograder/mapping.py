@@ -55,15 +55,19 @@ class CellMap:
         return [c for c in self.cells if c.question == question]
 
 
+def _meta_str(cell, section: str, key: str) -> str | None:
+    """A string from cell metadata; anything else (students' editors write odd things) is ignored."""
+    block = cell.get("metadata", {}).get(section)
+    value = block.get(key) if isinstance(block, dict) else None
+    return value if isinstance(value, str) else None
+
+
 def question_of(cell) -> str | None:
-    meta = cell.get("metadata", {})
-    q = meta.get("autograder", {}).get("question") if isinstance(meta.get("autograder"), dict) else None
-    return q
+    return _meta_str(cell, "autograder", "question")
 
 
 def grade_id_of(cell) -> str | None:
-    nbg = cell.get("metadata", {}).get("nbgrader")
-    return nbg.get("grade_id") if isinstance(nbg, dict) else None
+    return _meta_str(cell, "nbgrader", "grade_id")
 
 
 def master_cells(master: nbformat.NotebookNode, template: nbformat.NotebookNode) -> list[MasterCell]:

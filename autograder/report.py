@@ -56,6 +56,7 @@ def write_atomic(path: Path, data: str | bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+        os.chmod(tmp, 0o644)     # mkstemp's 0600 would hide reports from the rest of the staff
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

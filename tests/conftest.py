@@ -29,21 +29,49 @@ def graded(tmp_path_factory, expected):
     for name in expected:
         shutil.copy(CORPUS / f"{name}.ipynb", inbox / f"{name}.ipynb")
     shutil.copy(CORPUS / "solution.ipynb", inbox / "solution again.ipynb")
+    shutil.copytree(CORPUS / "bad_files", inbox / "bad_files")
+    shutil.copy(CORPUS / "template.ipynb", inbox / f"{ODD_NAME}.ipynb")
+    write_huge_outputs_notebook(inbox / "huge_outputs.ipynb")
     shutil.copy(CONFIG.master, inbox / "master.ipynb")
     (inbox / "notes.txt").write_text("not a notebook")
     out = tmp_path_factory.mktemp("graded")
+    before = snapshot(ROOT), snapshot(inbox)
     proc = subprocess.run(
         [sys.executable, "-m", "autograder", "grade", str(inbox), "--out", str(out), "--workers", "2",
          "--cell-timeout", CELL_TIMEOUT],
         capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return GradedBatch(out, proc.stdout + proc.stderr)
+    return GradedBatch(out, proc.stdout + proc.stderr, unchanged=before == (snapshot(ROOT), snapshot(inbox)))
+
+
+SNAPSHOT_SKIP = {".venv", ".cache", ".pytest_cache", "__pycache__", ".git", "demo-out"}
+
+
+def snapshot(root: Path) -> dict:
+    """Size and modification time of every file, to prove grading changed nothing outside --out."""
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")
+            if p.is_file() and not SNAPSHOT_SKIP.intersection(p.relative_to(root).parts)}
+
+
+ODD_NAME = "Élève Dupont.v2.final"
+HUGE_OUTPUT_BYTES = 100 * 2**20
+
+
+def write_huge_outputs_notebook(path: Path) -> None:
+    """The template carrying 100 MB of stale outputs, as a student's file might."""
+    import nbformat
+
+    nb = nbformat.read(CONFIG.student, as_version=4)
+    cell = next(c for c in nb.cells if c.cell_type == "code")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="x" * HUGE_OUTPUT_BYTES)]
+    nbformat.write(nb, path)
 
 
 class GradedBatch:
-    def __init__(self, out: Path, log: str):
+    def __init__(self, out: Path, log: str, unchanged: bool):
         self.out = out
         self.log = log
+        self.unchanged = unchanged
 
     def results(self, name: str) -> dict:
         return json.loads((self.out / name / "results.json").read_text())

@@ -6,10 +6,11 @@ import re
 
 import pytest
 
-from tests.conftest import CONFIG, CORPUS
+from tests.conftest import CONFIG, CORPUS, ODD_NAME
 
 CASES = sorted(json.loads((CORPUS / "expected.json").read_text()))
 POINTS = {c.number: c.points for c in CONFIG.checks}
+BAD_FILES = sorted(p.stem for p in (CORPUS / "bad_files").glob("*.ipynb"))
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -98,7 +99,7 @@ def test_batch_reports(graded):
         rows = list(csv.DictReader(fh))
     assert list(rows[0]) == ["id", "q1", "q2", "q3", "q4", "total", "status"]
     by_id = {r["id"]: r for r in rows}
-    assert set(by_id) == set(CASES) | {"solution again", "master"}
+    assert set(by_id) == set(CASES) | set(BAD_FILES) | {"solution again", "master", "huge_outputs", ODD_NAME}
     assert by_id["solution"]["total"] == "20" and by_id["template"]["total"] == "0"
     assert by_id["batch_64"]["q3"] == "2"
     summary = json.loads((graded.out / "summary.json").read_text())
@@ -117,3 +118,69 @@ def test_edited_given_code_is_restored_and_noted(graded):
     results = graded.results("variant_positional_functional")
     assert results["score"] == 20
     assert any("« one-hot » avait été modifiée et a été rétablie" in n for n in results["notes"])
+
+
+
+@pytest.mark.parametrize("name", BAD_FILES)
+def test_bad_files_get_invalid_status_and_a_french_reason(graded, name):
+    results = graded.results(name)
+    assert results["status"] == "invalid_notebook" and results["score"] == 0
+    assert results["output"].startswith("Copie non corrigée : fichier invalide (")
+    assert len(results["tests"]) == len(CONFIG.checks)
+    assert all(t["output"].startswith("Non évaluée : fichier invalide") for t in results["tests"])
+    assert "fichier rendu n'est pas un notebook valide" in graded.feedback(name)
+
+
+def test_odd_notebooks_are_graded_with_a_note(graded, expected):
+    for name in ("odd_nbformat3", "odd_duplicate_ids", "odd_missing_q3"):
+        assert any(expected[name]["note"] in n for n in graded.results(name)["notes"]), name
+
+
+def test_odd_file_names_keep_their_id(graded):
+    assert graded.results(ODD_NAME)["submission"] == ODD_NAME
+    with open(graded.out / "grades.csv", newline="", encoding="utf-8") as fh:
+        assert ODD_NAME in {row["id"] for row in csv.DictReader(fh)}
+
+
+def test_huge_stale_outputs_do_not_reach_the_report(graded):
+    results = graded.results("huge_outputs")
+    assert results["status"] == "ok" and results["score"] == 0
+    assert (graded.out / "huge_outputs" / "executed.ipynb").stat().st_size < 2 * 2**20
+
+
+def event_text(graded, name):
+    results = graded.results(name)
+    return results["status"], results["output"]
+
+
+@pytest.mark.parametrize("name, status, words", [
+    ("hostile_memory_bomb", "kernel_died", "mémoire épuisée"),
+    ("hostile_fork_bomb", "kernel_died", "trop de processus"),
+    ("hostile_swallow_interrupts", "timeout", "a dépassé le temps imparti"),
+    ("hostile_sys_exit", "ok", "SystemExit"),
+    ("hostile_raise_system_exit", "ok", "SystemExit"),
+    ("hostile_huge_file", "ok", "File too large"),
+])
+def test_hostile_code_is_contained_and_named(graded, name, status, words):
+    got_status, output = event_text(graded, name)
+    assert got_status == status and words in output, output
+
+
+def test_printing_100_mb_is_trimmed(graded):
+    path = graded.out / "hostile_print_100mb" / "executed.ipynb"
+    assert path.stat().st_size < 2**20
+    assert "sortie tronquée" in path.read_text()
+
+
+def test_kernel_has_no_network(graded):
+    executed = graded.executed("hostile_network")
+    q1 = next(c for c in executed.cells if c.metadata.get("autograder", {}).get("question") == "q1")
+    line = next(line for o in q1.outputs for line in o.get("text", "").splitlines() if "connexion :" in line)
+    assert line.split(":")[1].strip() != "0"
+
+
+def test_notebooks_cannot_touch_anything_outside_the_output_folder(graded):
+    assert graded.unchanged
+    for name in ("hostile_fake_results", "hostile_delete_files"):
+        assert graded.results(name)["tests"][0]["status"] == "passed"   # q1 itself was fine
+    assert not (graded.out / "results.json").exists()

@@ -129,6 +129,43 @@ CASES: dict[str, tuple[dict, list[str], dict]] = {
     "os_exit_q1": ({"q1": "import os\n" + Q1 + "os._exit(1)\n"}, ["q1.1", "q1.2", "q1.3", "q1.4"], {}),
 }
 
+# Hostile code appended to a correct q1 (q2-q4 stay as released, so they run fast).
+HOSTILE = {
+    "memory_bomb": ("blocs = []\nwhile True:\n    blocs.append(b'x' * 2**28)\n", ["q1.1", "q1.2", "q1.3", "q1.4"]),
+    "fork_bomb": ("import os, time\nfor _ in range(500):\n    if os.fork() == 0:\n        time.sleep(600)\n"
+                  "        os._exit(0)\n", ["q1.1", "q1.2", "q1.3", "q1.4"]),
+    "sys_exit": ("import sys\nsys.exit(0)\n", []),
+    "raise_system_exit": ("raise SystemExit(3)\n", []),
+    "swallow_interrupts": ("import time\nwhile True:\n    try:\n        time.sleep(1000)\n"
+                           "    except KeyboardInterrupt:\n        pass\n", ["q1.1", "q1.2", "q1.3", "q1.4"]),
+    "print_100mb": ("print('x' * 100_000_000)\n", []),
+    "huge_file": ("with open('enorme.bin', 'wb') as f:\n    f.write(b'0' * (2 * 2**30))\n", []),
+    "network": ("import socket\ns = socket.socket()\ns.settimeout(5)\n"
+                "print('connexion :', s.connect_ex(('151.101.0.223', 443)))\n", []),
+    "delete_files": ("import os, shutil\nfor d in (os.getcwd(), os.path.dirname(os.getcwd())):\n"
+                     "    for name in os.listdir(d):\n        p = os.path.join(d, name)\n"
+                     "        shutil.rmtree(p, ignore_errors=True) if os.path.isdir(p) else os.remove(p)\n", []),
+    "fake_results": ("import json, os\nfake = {'score': 20, 'tests': []}\n"
+                     "for d in (os.getcwd(), os.path.dirname(os.getcwd())):\n"
+                     "    for name in ('results.json', 'grades.csv', 'checks.json'):\n"
+                     "        with open(os.path.join(d, name), 'w') as f:\n            json.dump(fake, f)\n", []),
+}
+
+# Undertrained, then Keras and NumPy patched to report perfect results.
+PATCH_KERAS = """\
+model.compile(optimizer='adam', loss='categorical_crossentropy', metrics=['accuracy'])
+model.fit(X_train[:20], y_train[:20])
+import numpy as np
+keras.Model.evaluate = lambda self, *a, **k: [0.0, 1.0]
+keras.Model.fit = lambda self, *a, **k: None
+_vrai = model.predict
+keras.Model.predict = lambda self, x, *a, **k: np.eye(10)[np.zeros(len(x), dtype=int)]
+np.argmax = lambda *a, **k: 0
+model.fit(X_train, y_train, batch_size=128, epochs=5)
+y_pred = model.predict(X_test)
+print("Précision :", model.evaluate(X_test, y_test)[1])
+"""
+
 
 def build(name: str, sources: dict | None, options: dict) -> nbformat.NotebookNode:
     nb = nbformat.read(TEMPLATE, as_version=4)
@@ -136,7 +173,7 @@ def build(name: str, sources: dict | None, options: dict) -> nbformat.NotebookNo
         filled = {**SOLUTION, **sources}
         for cell in nb.cells:
             q = cell.metadata.get("autograder", {}).get("question")
-            if q:
+            if q and filled[q] is not None:     # None keeps the released placeholder
                 cell.source = filled[q]
     if options.get("split_q4_cell"):
         i = next(i for i, c in enumerate(nb.cells) if c.metadata.get("autograder", {}).get("question") == "q4")
@@ -156,11 +193,52 @@ def build(name: str, sources: dict | None, options: dict) -> nbformat.NotebookNo
     return nb
 
 
+def bad_files() -> dict[str, bytes]:
+    """Files that are not gradable notebooks: each must get status invalid_notebook."""
+    template = TEMPLATE.read_bytes()
+    unconvertible_v3 = {"nbformat": 3, "nbformat_minor": 0, "metadata": {}, "worksheets": [{"cells": "x"}]}
+    return {
+        "empty": b"",
+        "not_json": "Voici mon devoir, je n'ai pas réussi à l'exporter.\n".encode(),
+        "binary_junk": bytes(range(256)) * 8,
+        "truncated": template[: len(template) // 2],
+        "json_list": b"[1, 2, 3]",
+        "json_without_cells": b'{"metadata": {}, "nbformat": 4, "nbformat_minor": 5}',
+        "no_cells": json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}).encode(),
+        "nbformat3_unconvertible": json.dumps(unconvertible_v3).encode(),
+        "latin1_bytes": template.decode("utf-8").encode("latin-1", errors="replace"),
+    }
+
+
 def main() -> None:
     expected = {}
     for name, (sources, failing, options) in CASES.items():
         nbformat.write(build(name, sources, options), HERE / f"{name}.ipynb")
         expected[name] = {"failing": sorted(failing)}
+    for name, (code, failing) in HOSTILE.items():
+        nbformat.write(build(name, {"q1": Q1 + "\n" + code, "q2": None, "q3": None, "q4": None}, {}),
+                       HERE / f"hostile_{name}.ipynb")
+        expected[f"hostile_{name}"] = {"failing": sorted(set(failing) | set(ALL_CHECKS[4:]))}
+    nbformat.write(build("patch_keras", {"q1": PATCH_KERAS, "q2": None, "q3": None, "q4": None}, {}),
+                   HERE / "hostile_patch_keras.ipynb")
+    expected["hostile_patch_keras"] = {"failing": sorted(["q1.1", "q1.2", "q1.4"] + ALL_CHECKS[4:])}
+    bad = HERE / "bad_files"
+    bad.mkdir(exist_ok=True)
+    for name, content in bad_files().items():
+        (bad / f"{name}.ipynb").write_bytes(content)
+    # Odd but gradable: an old format, duplicated cell ids, a missing exercise cell.
+    v3 = nbformat.convert(build("solution", {}, {}), 3)
+    (HERE / "odd_nbformat3.ipynb").write_text(nbformat.writes(v3, version=3))
+    expected["odd_nbformat3"] = {"failing": [], "note": "converti depuis le format nbformat 3"}
+    dup = build("odd_duplicate_ids", {}, {})
+    for cell in dup.cells:
+        cell["id"] = "meme-id"
+    (HERE / "odd_duplicate_ids.ipynb").write_text(json.dumps(dup, ensure_ascii=False, indent=1))
+    expected["odd_duplicate_ids"] = {"failing": [], "note": "identifiants de cellules étaient dupliqués"}
+    missing = build("odd_missing_q3", {}, {})
+    missing.cells = [c for c in missing.cells if c.metadata.get("autograder", {}).get("question") != "q3"]
+    nbformat.write(missing, HERE / "odd_missing_q3.ipynb")
+    expected["odd_missing_q3"] = {"failing": ["q3.1", "q3.2"], "note": "aucune cellule de la question q3"}
     (HERE / "expected.json").write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")
 
 

@@ -1,0 +1,123 @@
+"""Sandbox: how a student's kernel is launched and kept within its limits.
+
+- `prlimit` sets resource limits on the kernel process: file size, CPU time, core
+  dumps, and the number of processes (the kernel's user; not enforced for root).
+- Memory is watched, not capped with RLIMIT_AS: TensorFlow maps far more virtual
+  memory than it uses, so a watchdog sums the resident memory of the kernel's process
+  tree and kills the tree past the limit.  The same watchdog bounds the number of
+  processes, which also holds when the grader runs as root.
+- `unshare --net` gives the kernel a network namespace of its own (no network at all)
+  where the operating system allows it; the kernel then talks to the grader over IPC
+  sockets instead of TCP.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+
+import psutil
+
+from .config import Limits
+
+POLL_SECONDS = 0.1
+
+
+@functools.lru_cache(maxsize=1)
+def network_isolation() -> bool:
+    """Whether `unshare --net` works here (root, or user namespaces allowed)."""
+    unshare = shutil.which("unshare")
+    if not unshare:
+        return False
+    try:
+        return subprocess.run([unshare, "--net", "--", "true"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def kernel_prefix(limits: Limits) -> list[str]:
+    """Command words put before the kernel's own command line."""
+    prefix: list[str] = []
+    if limits.isolate_network and network_isolation():
+        prefix += [shutil.which("unshare"), "--net", "--"]
+    prlimit = shutil.which("prlimit")
+    if prlimit:
+        cpu = int(limits.submission_timeout * max(1, limits.threads) * 2)
+        prefix += [prlimit, f"--fsize={limits.max_file_mb * 2**20}", f"--cpu={cpu}", "--core=0",
+                   f"--nproc={limits.max_processes}", "--"]
+    return prefix
+
+
+@dataclass
+class Breach:
+    kind: str        # "memory" or "processes"
+    message: str     # French, for the student
+
+
+def _total(tree, kind: str) -> int:
+    """Resident memory of a process tree.  RSS is cheap but counts the pages forked children
+    share with their parent once per process; PSS (read only to confirm) splits them fairly."""
+    total = 0
+    for proc in tree:
+        try:
+            info = proc.memory_info() if kind == "rss" else proc.memory_full_info()
+            total += getattr(info, kind, info.rss)
+        except psutil.Error:
+            pass
+    return total
+
+
+class Watchdog(threading.Thread):
+    """Kills the kernel's whole process tree when it exceeds the memory or process limit."""
+
+    def __init__(self, pid: int, limits: Limits):
+        super().__init__(daemon=True, name=f"watchdog-{pid}")
+        self.pid = pid
+        self.memory = limits.memory_mb * 2**20
+        self.limits = limits
+        self.breach: Breach | None = None
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        try:
+            root = psutil.Process(self.pid)
+        except psutil.Error:
+            return
+        while not self._stop.wait(POLL_SECONDS):
+            try:
+                tree = [root] + root.children(recursive=True)
+            except psutil.Error:
+                return
+            if len(tree) > self.limits.max_processes:
+                self._kill(tree, Breach("processes", f"trop de processus créés (limite : {self.limits.max_processes})"))
+                return
+            if _total(tree, "rss") > self.memory and _total(tree, "pss") > self.memory:
+                self._kill(tree, Breach("memory", f"mémoire épuisée (limite : {self.limits.memory_mb} Mo)"))
+                return
+
+    def _kill(self, tree, breach: Breach) -> None:
+        self.breach = breach
+        for proc in tree:             # those that left the kernel's session too
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
+        # The kernel leads its own session, so its process group also holds children
+        # forked after the listing above; kill until the group is empty.
+        for _ in range(50):
+            try:
+                os.killpg(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                return
+            except PermissionError:
+                return
+            time.sleep(POLL_SECONDS / 2)
