@@ -188,7 +188,7 @@ def load_question(capture_dir: Path, question: str, mnist: Mnist, failure: str |
         head = inputs["fit_head_x"]
         space = fit_input_space(head, mnist.x_train[: len(head)])
     if not meta.get("model_saved"):
-        art.model_error = "aucun modèle Keras n'a été trouvé pour cette question" if uid is None else \
+        art.model_error = "aucun modèle Keras n'a été créé, entraîné ou utilisé dans cette question" if uid is None else \
             "le modèle n'a pas pu être enregistré pour la correction"
         return art
 

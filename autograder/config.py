@@ -44,6 +44,7 @@ class Limits:
     max_processes: int = 64
     max_file_mb: int = 1024
     isolate_network: bool = True
+    isolate_filesystem: bool = True
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import nbformat
@@ -27,7 +27,7 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from .config import Limits
 from .instrument import Step
 from .outputs import BoundedOutputClient
-from .sandbox import Watchdog, kernel_prefix, network_isolation
+from .sandbox import FileView, Watchdog, kernel_prefix, network_isolation
 
 TIMEOUT_ENAME = "AutograderCellTimeout"
 SYNTAX_ERRORS = ("SyntaxError", "IndentationError", "TabError")
@@ -77,22 +77,26 @@ def kernel_env(threads: int) -> dict[str, str]:
     return env
 
 
-def _kernel_spec_dir(root: Path, limits: Limits) -> Path:
+def _kernel_spec_dir(root: Path, limits: Limits, view: FileView | None) -> Path:
     """A kernelspec for this very interpreter (no other installed 'python3' is picked), sandboxed."""
     spec = root / "kernels" / KERNEL_NAME
     spec.mkdir(parents=True, exist_ok=True)
+    if view is not None:   # the kernel needs its own connection file and sockets, nothing else here
+        view = replace(view, writable=view.writable + (str(root),))
     (spec / "kernel.json").write_text(json.dumps({
-        "argv": kernel_prefix(limits) + [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "argv": kernel_prefix(limits, view) + [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": "autograder", "language": "python",
     }))
     return root / "kernels"
 
 
 class Runner:
-    def __init__(self, steps: list[Step], workdir: Path, limits: Limits, kernel_log: Path | None = None):
+    def __init__(self, steps: list[Step], workdir: Path, limits: Limits, kernel_log: Path | None = None,
+                 view: FileView | None = None):
         self.steps = steps
         self.workdir = Path(workdir)
         self.kernel_log = kernel_log
+        self.view = view
         self.limits = limits
         self.result = ExecutionResult()
         self.nb = nbformat.v4.new_notebook()
@@ -105,9 +109,11 @@ class Runner:
 
     # --- kernel sessions -------------------------------------------------------------
     def _client(self) -> NotebookClient:
-        ksm = KernelSpecManager(kernel_dirs=[str(_kernel_spec_dir(Path(self._specs.name), self.limits))])
+        ksm = KernelSpecManager(kernel_dirs=[str(_kernel_spec_dir(Path(self._specs.name), self.limits, self.view))])
         # nbclient drives the kernel asynchronously: a blocking manager would hang on timeouts.
         km = AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=ksm)
+        # Kept beside the kernelspec, not in Jupyter's shared runtime directory (hidden from kernels).
+        km.connection_file = str(Path(self._specs.name) / f"connection-{os.getpid()}-{time.monotonic_ns()}.json")
         if self.limits.isolate_network and network_isolation():
             # No loopback inside the kernel's network namespace: talk over Unix sockets.
             km.transport = "ipc"
@@ -300,5 +306,6 @@ class Runner:
             self.result.events.append(Event("budget", None, "le temps total alloué au notebook est épuisé"))
 
 
-def execute(steps: list[Step], workdir: Path, limits: Limits, kernel_log: Path | None = None) -> ExecutionResult:
-    return Runner(steps, workdir, limits, kernel_log).run()
+def execute(steps: list[Step], workdir: Path, limits: Limits, kernel_log: Path | None = None,
+            view: FileView | None = None) -> ExecutionResult:
+    return Runner(steps, workdir, limits, kernel_log, view).run()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import shutil
+import sys
 import tempfile
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -15,6 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import nbformat
+from jupyter_core.paths import jupyter_runtime_dir
 
 from .config import Config, load_config
 from .execute import execute
@@ -22,6 +24,7 @@ from .instrument import build_plan, preamble_source
 from .load import find_notebooks, load_submission
 from .mapping import map_cells, master_cells
 from .mnist_data import ensure_mnist
+from .sandbox import FileView
 from .report import GradeReport, build_results, executed_notebook, write_atomic, write_batch_reports, \
     write_submission_reports
 from .scoring import score
@@ -82,7 +85,13 @@ def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
         scratch.mkdir()
         steps = build_plan(cell_map, preamble_source(job.mnist, capture, config.limits.seed, config.limits.threads))
         kernel_log = Path(tmp) / "kernel.log"
-        result = execute(steps, scratch, config.limits, kernel_log)
+        view = FileView(
+            hide=(str(config.root), tempfile.gettempdir(), str(job.path.parent), str(job.out_dir.parent),
+                  jupyter_runtime_dir()),
+            read_only=(sys.prefix, str(job.mnist)),
+            writable=(str(scratch), capture_root),
+        )
+        result = execute(steps, scratch, config.limits, kernel_log, view)
         _keep_tail(kernel_log, job.out_dir / "kernel.log")
         failed = {e.question: e.message for e in result.events if e.question in result.failed_questions}
         for q in config.question_ids:

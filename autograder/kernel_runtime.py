@@ -237,6 +237,7 @@ def install(config):
 
 def begin(question):
     _state["question"] = question
+    _state["model_before"] = id(_user_namespace().get("model"))
 
 
 def _user_namespace():
@@ -253,9 +254,10 @@ def _choose_model(question):
         for call in reversed(calls):
             if call["kind"] in kinds and call["model"] in _state["models"]:
                 return _state["models"][call["model"]], "trained" if kinds == ("fit",) else "used"
+    # `model` counts only if the question (re)assigned it: a model given before it proves nothing.
     candidate = _user_namespace().get("model")
     import keras
-    if isinstance(candidate, keras.Model):
+    if isinstance(candidate, keras.Model) and id(candidate) != _state.get("model_before"):
         return candidate, "variable"
     return None, None
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -29,23 +30,85 @@ from .config import Limits
 POLL_SECONDS = 0.1
 
 
-@functools.lru_cache(maxsize=1)
-def network_isolation() -> bool:
-    """Whether `unshare --net` works here (root, or user namespaces allowed)."""
+STAGING = "/mnt"     # an empty tmpfs is mounted here, inside the kernel's namespace only
+
+
+@functools.lru_cache(maxsize=4)
+def namespaces_available(*flags: str) -> bool:
+    """Whether `unshare` can create these namespaces here (root, or user namespaces allowed)."""
     unshare = shutil.which("unshare")
     if not unshare:
         return False
     try:
-        return subprocess.run([unshare, "--net", "--", "true"], capture_output=True, timeout=10).returncode == 0
+        return subprocess.run([unshare, *flags, "--", "true"], capture_output=True, timeout=10).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
 
 
-def kernel_prefix(limits: Limits) -> list[str]:
+def network_isolation() -> bool:
+    return namespaces_available("--net")
+
+
+@dataclass(frozen=True)
+class FileView:
+    """What the kernel may see of the filesystem: hidden trees, minus the paths kept."""
+    hide: tuple[str, ...]
+    read_only: tuple[str, ...]
+    writable: tuple[str, ...]
+
+    def usable(self) -> FileView:
+        """Existing paths only; never hide the root, the interpreter or the staging area."""
+        ro = tuple(os.path.realpath(p) for p in self.read_only if os.path.exists(p))
+        rw = tuple(os.path.realpath(p) for p in self.writable if os.path.exists(p))
+        hide = [h for h in dict.fromkeys(os.path.realpath(p) for p in self.hide)
+                if h != "/" and os.path.isdir(h) and not _inside(sys_base(), h) and not _inside(STAGING, h)]
+        # A tree inside another hidden tree is hidden with it (and has no mount point left).
+        hide = [h for h in hide if not any(o != h and _inside(h, o) for o in hide)]
+        return FileView(tuple(hide), ro, rw)
+
+
+def sys_base() -> str:
+    import sys
+    return os.path.realpath(sys.base_prefix)
+
+
+def _inside(path: str, tree: str) -> bool:
+    return path == tree or path.startswith(tree.rstrip("/") + "/")
+
+
+def _mount_script(view: FileView) -> str:
+    """Shell run inside the new mount namespace, before the kernel starts."""
+    keep = [(p, True) for p in view.read_only] + [(p, False) for p in view.writable]
+    q = shlex.quote
+    lines = ["set -e", "mount --make-rprivate /", f"mount -t tmpfs -o size=64k,mode=700 tmpfs {STAGING}"]
+    for i, (path, _) in enumerate(keep):
+        stage = f"{STAGING}/{i}"
+        lines += [f"mkdir -p {stage}" if os.path.isdir(path) else f"touch {stage}", f"mount --bind {q(path)} {stage}"]
+    for h in view.hide:
+        lines.append(f"mount -t tmpfs -o size=16m,mode=755 tmpfs {q(h)}")
+    for i, (path, read_only) in enumerate(keep):
+        if any(_inside(path, h) for h in view.hide):
+            make = f"mkdir -p {q(path)}" if os.path.isdir(path) else \
+                f"mkdir -p {q(os.path.dirname(path))} && touch {q(path)}"
+            lines += [make, f"mount --bind {STAGING}/{i} {q(path)}"]
+            if read_only:
+                lines.append(f"mount -o remount,bind,ro {q(path)}")
+    return "\n".join(lines) + '\nexec "$@"'
+
+
+def kernel_prefix(limits: Limits, view: FileView | None = None) -> list[str]:
     """Command words put before the kernel's own command line."""
     prefix: list[str] = []
+    flags = []
     if limits.isolate_network and network_isolation():
-        prefix += [shutil.which("unshare"), "--net", "--"]
+        flags.append("--net")
+    view = view.usable() if view is not None and limits.isolate_filesystem else None
+    if view is not None and view.hide and namespaces_available("--mount"):
+        flags.append("--mount")
+    if flags:
+        prefix += [shutil.which("unshare"), *flags, "--"]
+    if "--mount" in flags:
+        prefix += ["/bin/sh", "-c", _mount_script(view), "sandbox"]
     prlimit = shutil.which("prlimit")
     if prlimit:
         cpu = int(limits.submission_timeout * max(1, limits.threads) * 2)

@@ -32,6 +32,7 @@ def graded(tmp_path_factory, expected):
     shutil.copytree(CORPUS / "bad_files", inbox / "bad_files")
     shutil.copy(CORPUS / "template.ipynb", inbox / f"{ODD_NAME}.ipynb")
     write_huge_outputs_notebook(inbox / "huge_outputs.ipynb")
+    write_snooping_notebook(inbox / "hostile_snooping.ipynb", inbox)
     shutil.copy(CONFIG.master, inbox / "master.ipynb")
     (inbox / "notes.txt").write_text("not a notebook")
     out = tmp_path_factory.mktemp("graded")
@@ -64,6 +65,33 @@ def write_huge_outputs_notebook(path: Path) -> None:
     nb = nbformat.read(CONFIG.student, as_version=4)
     cell = next(c for c in nb.cells if c.cell_type == "code")
     cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="x" * HUGE_OUTPUT_BYTES)]
+    nbformat.write(nb, path)
+
+
+SNOOP = """\
+import glob, os
+targets = [{config!r}, {master!r}, {suite!r}] + glob.glob({inbox!r} + "/**/*.ipynb", recursive=True) \\
+    + glob.glob(os.path.expanduser("~/.local/share/jupyter/runtime/*.json"))
+read = []
+for path in targets:
+    try:
+        with open(path) as fh:
+            fh.read(10)
+        read.append(path)
+    except OSError:
+        pass
+print("lus :", read)
+"""
+
+
+def write_snooping_notebook(path: Path, inbox: Path) -> None:
+    """q1 tries to read the rubric, the master, the hidden suite, other submissions and kernels' keys."""
+    import nbformat
+
+    nb = nbformat.read(CONFIG.student, as_version=4)
+    cell = next(c for c in nb.cells if c.metadata.get("autograder", {}).get("question") == "q1")
+    cell.source = SNOOP.format(config=str(ROOT / "grading.toml"), master=str(CONFIG.master),
+                               suite=str(ROOT / "autograder" / "hidden_tests" / "test_rubric.py"), inbox=str(inbox))
     nbformat.write(nb, path)
 
 

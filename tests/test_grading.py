@@ -99,7 +99,7 @@ def test_batch_reports(graded):
         rows = list(csv.DictReader(fh))
     assert list(rows[0]) == ["id", "q1", "q2", "q3", "q4", "total", "status"]
     by_id = {r["id"]: r for r in rows}
-    assert set(by_id) == set(CASES) | set(BAD_FILES) | {"solution again", "master", "huge_outputs", ODD_NAME}
+    assert set(by_id) == set(CASES) | set(BAD_FILES) | {"solution again", "master", "huge_outputs", "hostile_snooping", ODD_NAME}
     assert by_id["solution"]["total"] == "20" and by_id["template"]["total"] == "0"
     assert by_id["batch_64"]["q3"] == "2"
     summary = json.loads((graded.out / "summary.json").read_text())
@@ -184,3 +184,12 @@ def test_notebooks_cannot_touch_anything_outside_the_output_folder(graded):
     for name in ("hostile_fake_results", "hostile_delete_files"):
         assert graded.results(name)["tests"][0]["status"] == "passed"   # q1 itself was fine
     assert not (graded.out / "results.json").exists()
+
+
+def test_kernel_cannot_read_the_rubric_the_master_or_other_submissions(graded):
+    executed = graded.executed("hostile_snooping")
+    q1 = next(c for c in executed.cells if c.metadata.get("autograder", {}).get("question") == "q1")
+    printed = "".join(o.get("text", "") for o in q1.outputs)
+    assert "lus : []" in printed, printed
+    results = graded.results("hostile_snooping")
+    assert results["score"] == 0      # the given model is not credited to a question that ignored it
