@@ -21,7 +21,8 @@ from jupyter_core.paths import jupyter_runtime_dir
 from .config import Config, load_config
 from .execute import execute
 from .instrument import build_plan, preamble_source
-from .load import find_notebooks, load_submission
+from .intake import find_submissions
+from .load import load_submission
 from .mapping import map_cells, master_cells
 from .mnist_data import ensure_mnist
 from .sandbox import FileView
@@ -41,6 +42,7 @@ class Job:
     mnist: Path
     cell_timeout: float | None = None
     seed: int | None = None
+    intake_error: str | None = None     # French: why intake could not even find a notebook
 
 
 def grade_submission(job: Job) -> GradeReport:
@@ -52,6 +54,8 @@ def grade_submission(job: Job) -> GradeReport:
     out = job.out_dir
     out.mkdir(parents=True, exist_ok=True)
     sub = load_submission(job.path)
+    if job.intake_error:
+        sub.error, sub.notebook = job.intake_error, None
     if sub.error:
         report = build_results(config, job.submission_id, "invalid_notebook", None, [], sub.notes,
                                failure=f"fichier invalide ({sub.error})")
@@ -133,17 +137,6 @@ def _not_run_reason(cell_map, question: str, placeholder: str) -> str:
     return "le code de la question n'a pas pu s'exécuter (erreur de syntaxe)"
 
 
-def submission_ids(paths: list[Path]) -> list[str]:
-    """File stems unchanged; a repeated stem gets a numeric suffix so no report is overwritten."""
-    seen: dict[str, int] = {}
-    ids = []
-    for p in paths:
-        stem = p.stem
-        seen[stem] = seen.get(stem, 0) + 1
-        ids.append(stem if seen[stem] == 1 else f"{stem}-{seen[stem]}")
-    return ids
-
-
 def load_report(out_dir: Path, submission_id: str) -> GradeReport | None:
     path = out_dir / "results.json"
     try:
@@ -157,11 +150,11 @@ def grade_batch(paths: list[Path], out: Path, config_path: Path | None = None, w
                 cell_timeout: float | None = None, resume: bool = False, progress=None) -> list[GradeReport]:
     config_path = Path(config_path) if config_path else load_config().root / "grading.toml"
     config = load_config(config_path)
-    notebooks, ignored = find_notebooks(paths)
     out.mkdir(parents=True, exist_ok=True)
+    extracted = tempfile.TemporaryDirectory(prefix="autograder-intake-")
+    found, ignored = find_submissions(paths, Path(extracted.name))
     mnist = ensure_mnist()
-    jobs = [Job(p, sid, out / sid, config_path, mnist, cell_timeout)
-            for p, sid in zip(notebooks, submission_ids(notebooks))]
+    jobs = [Job(f.path, f.id, out / f.id, config_path, mnist, cell_timeout, intake_error=f.error) for f in found]
     reports: list[GradeReport] = []
     todo = []
     for job in jobs:
@@ -195,4 +188,5 @@ def grade_batch(paths: list[Path], out: Path, config_path: Path | None = None, w
                 if progress:
                     progress.advance(report)
     write_batch_reports(out, config, reports, [str(p) for p in ignored])
+    extracted.cleanup()
     return sorted(reports, key=lambda r: r.submission)

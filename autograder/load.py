@@ -86,17 +86,3 @@ def load_submission(path: Path) -> Submission:
         sub.error = f"le fichier n'a pas pu être lu ({exc.strerror})"
     return sub
 
-
-def find_notebooks(paths: list[Path]) -> tuple[list[Path], list[Path]]:
-    """Notebooks to grade, and the other files found in the given folders (ignored)."""
-    notebooks, ignored = [], []
-    for path in paths:
-        path = Path(path)
-        if path.is_dir():
-            for f in sorted(p for p in path.rglob("*") if p.is_file()):
-                if ".ipynb_checkpoints" in f.parts:
-                    continue
-                (notebooks if f.suffix == ".ipynb" else ignored).append(f)
-        else:
-            notebooks.append(path)
-    return notebooks, ignored

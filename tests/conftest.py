@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,12 @@ def graded(tmp_path_factory, expected):
     shutil.copy(CORPUS / "template.ipynb", inbox / f"{ODD_NAME}.ipynb")
     write_huge_outputs_notebook(inbox / "huge_outputs.ipynb")
     write_snooping_notebook(inbox / "hostile_snooping.ipynb", inbox)
+    nbgrader_dir = inbox / "submitted" / "claire" / CONFIG.name
+    nbgrader_dir.mkdir(parents=True)
+    shutil.copy(CORPUS / "template.ipynb", nbgrader_dir / "keras_mnist.ipynb")
+    with zipfile.ZipFile(inbox / "devoir_otter.zip", "w") as archive:
+        archive.write(CORPUS / "template.ipynb", "keras_mnist.ipynb")
+    (inbox / "archive_corrompue.zip").write_bytes(b"PK\x03\x04 tronque")
     shutil.copy(CONFIG.master, inbox / "master.ipynb")
     (inbox / "notes.txt").write_text("not a notebook")
     out = tmp_path_factory.mktemp("graded")
@@ -42,7 +49,8 @@ def graded(tmp_path_factory, expected):
          "--cell-timeout", CELL_TIMEOUT],
         capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return GradedBatch(out, proc.stdout + proc.stderr, unchanged=before == (snapshot(ROOT), snapshot(inbox)))
+    return GradedBatch(out, proc.stdout + proc.stderr, unchanged=before == (snapshot(ROOT), snapshot(inbox)),
+                       inbox=inbox)
 
 
 SNAPSHOT_SKIP = {".venv", ".cache", ".pytest_cache", "__pycache__", ".git", "demo-out"}
@@ -96,8 +104,9 @@ def write_snooping_notebook(path: Path, inbox: Path) -> None:
 
 
 class GradedBatch:
-    def __init__(self, out: Path, log: str, unchanged: bool):
+    def __init__(self, out: Path, log: str, unchanged: bool, inbox: Path):
         self.out = out
+        self.inbox = inbox
         self.log = log
         self.unchanged = unchanged
 

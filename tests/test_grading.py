@@ -99,7 +99,10 @@ def test_batch_reports(graded):
         rows = list(csv.DictReader(fh))
     assert list(rows[0]) == ["id", "q1", "q2", "q3", "q4", "total", "status"]
     by_id = {r["id"]: r for r in rows}
-    assert set(by_id) == set(CASES) | set(BAD_FILES) | {"solution again", "master", "huge_outputs", "hostile_snooping", ODD_NAME}
+    assert set(by_id) == set(CASES) | set(BAD_FILES) | {"solution again", "master", "huge_outputs", "hostile_snooping", ODD_NAME,
+                             "claire", "devoir_otter", "archive_corrompue"}
+    assert by_id["claire"]["status"] == by_id["devoir_otter"]["status"] == "ok"
+    assert by_id["archive_corrompue"]["status"] == "invalid_notebook"
     assert by_id["solution"]["total"] == "20" and by_id["template"]["total"] == "0"
     assert by_id["batch_64"]["q3"] == "2"
     summary = json.loads((graded.out / "summary.json").read_text())
@@ -193,3 +196,24 @@ def test_kernel_cannot_read_the_rubric_the_master_or_other_submissions(graded):
     assert "lus : []" in printed, printed
     results = graded.results("hostile_snooping")
     assert results["score"] == 0      # the given model is not credited to a question that ignored it
+
+
+def test_an_interrupted_batch_resumes_without_regrading(graded, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    out = tmp_path / "resumed"
+    shutil.copytree(graded.out, out)
+    (out / "template" / "results.json").unlink()          # as if grading stopped right there
+    (out / "grades.csv").unlink()
+    before = (out / "solution" / "results.json").read_bytes()
+    proc = subprocess.run([sys.executable, "-m", "autograder", "grade", str(graded.inbox), "--out", str(out),
+                           "--resume", "--workers", "2"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (out / "solution" / "results.json").read_bytes() == before      # kept, not regraded
+    assert json.loads((out / "template" / "results.json").read_text())["score"] == 0
+    with open(out / "grades.csv", newline="", encoding="utf-8") as fh:
+        rows = {r["id"]: r for r in csv.DictReader(fh)}
+    with open(graded.out / "grades.csv", newline="", encoding="utf-8") as fh:
+        assert rows == {r["id"]: r for r in csv.DictReader(fh)}

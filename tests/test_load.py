@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from autograder.load import find_notebooks, load_submission
+from autograder.load import load_submission
 from tests.conftest import CORPUS
 
 BAD = {
@@ -57,14 +57,3 @@ def test_weird_metadata_does_not_break_loading(tmp_path):
     sub = load_submission(path)
     assert sub.error is None
     assert sub.notebook.cells[2].source == "print(1)\nprint(2)"
-
-
-def test_folders_keep_notebooks_and_list_other_files(tmp_path):
-    (tmp_path / "a b").mkdir()
-    (tmp_path / "a b" / "Élève Dupont.v2.final.ipynb").write_text("{}")
-    (tmp_path / "a b" / "rapport.pdf").write_bytes(b"%PDF")
-    (tmp_path / ".ipynb_checkpoints").mkdir()
-    (tmp_path / ".ipynb_checkpoints" / "x-checkpoint.ipynb").write_text("{}")
-    notebooks, ignored = find_notebooks([tmp_path])
-    assert [p.name for p in notebooks] == ["Élève Dupont.v2.final.ipynb"]
-    assert [p.name for p in ignored] == ["rapport.pdf"]
