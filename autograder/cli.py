@@ -91,6 +91,16 @@ def cmd_data(args) -> int:
     return 0
 
 
+def cmd_check(args) -> int:
+    from .selfcheck import run_check
+
+    if not Path(args.notebook).is_file():
+        console.print(f"[red]erreur :[/red] fichier introuvable : {args.notebook}")
+        return 2
+    print("\n".join(run_check(load_config(args.config), Path(args.config), Path(args.notebook))))
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -117,6 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("data", help="ensure the verified offline MNIST copy")
     d.add_argument("--cache", default=None)
     d.set_defaults(func=cmd_data)
+
+    c = sub.add_parser("check", help="students: run the public checks on a notebook (French report)")
+    c.add_argument("notebook")
+    c.set_defaults(func=cmd_check)
 
     m = sub.add_parser("demo", help="release, then grade the bundled example submissions")
     m.add_argument("--out", default="demo-out")

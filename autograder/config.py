@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -67,6 +67,11 @@ class Config:
 
     def question(self, qid: str) -> Question:
         return next(q for q in self.questions if q.id == qid)
+
+    def public(self) -> Config:
+        """The same rubric with only the checks students may see before grading."""
+        return replace(self, questions=tuple(
+            replace(q, checks=tuple(c for c in q.checks if c.visibility == "visible")) for q in self.questions))
 
 
 def load_config(path: Path | str | None = None) -> Config:

@@ -43,6 +43,7 @@ class Job:
     cell_timeout: float | None = None
     seed: int | None = None
     intake_error: str | None = None     # French: why intake could not even find a notebook
+    public_only: bool = False           # the student self-check: visible checks only
 
 
 def grade_submission(job: Job) -> GradeReport:
@@ -51,6 +52,8 @@ def grade_submission(job: Job) -> GradeReport:
         config = replace(config, limits=replace(config.limits, cell_timeout=job.cell_timeout))
     if job.seed is not None:
         config = replace(config, limits=replace(config.limits, seed=job.seed))
+    if job.public_only:
+        config = config.public()
     out = job.out_dir
     out.mkdir(parents=True, exist_ok=True)
     sub = load_submission(job.path)
@@ -105,7 +108,7 @@ def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
             failed.setdefault(q, "aucune cellule de cette question n'a été trouvée dans le notebook")
         # Created only now that the kernel is gone, so nothing it wrote can pose as a result.
         with tempfile.TemporaryDirectory(prefix="autograder-scoring-") as scoring:
-            scores = score(config, capture, failed, Path(scoring), job.config_path)
+            scores = score(config, capture, failed, Path(scoring), job.config_path, job.public_only)
             log = Path(scoring) / "scoring.log"
             if log.exists():
                 shutil.copy(log, job.out_dir / "scoring.log")

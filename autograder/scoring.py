@@ -60,7 +60,7 @@ class Scores:
 
 
 def score(config: Config, capture_dir: Path, failed: dict[str, str], workdir: Path,
-          config_path: Path | None = None) -> Scores:
+          config_path: Path | None = None, public_only: bool = False) -> Scores:
     workdir.mkdir(parents=True, exist_ok=True)
     execution = workdir / "execution.json"
     execution.write_text(json.dumps({"failed": failed}, ensure_ascii=False))
@@ -69,7 +69,8 @@ def score(config: Config, capture_dir: Path, failed: dict[str, str], workdir: Pa
     cmd = [sys.executable, "-m", "autograder.scoring", str(results), str(SUITE),
            "--capture-dir", str(capture_dir), "--execution", str(execution),
            "--measurements", str(measurements),
-           "--grading-config", str(config_path or config.root / "grading.toml")]
+           "--grading-config", str(config_path or config.root / "grading.toml")] + \
+        (["--public-only"] if public_only else [])
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONHASHSEED="0", CUDA_VISIBLE_DEVICES="")
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=str(workdir), env=env)
     (workdir / "scoring.log").write_text(proc.stdout[-20000:] + proc.stderr[-20000:])

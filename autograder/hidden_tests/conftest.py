@@ -16,11 +16,13 @@ def pytest_addoption(parser):
     group.addoption("--grading-config", default=None, help="path of grading.toml")
     group.addoption("--execution", default=None, help="JSON of the questions that failed to run")
     group.addoption("--measurements", default=None, help="where to write what was measured")
+    group.addoption("--public-only", action="store_true", help="run only the checks students may see")
 
 
 def pytest_generate_tests(metafunc):
     if "check" in metafunc.fixturenames:
-        rubric = load_config(metafunc.config.getoption("--grading-config")).checks
+        config = load_config(metafunc.config.getoption("--grading-config"))
+        rubric = (config.public() if metafunc.config.getoption("--public-only") else config).checks
         metafunc.parametrize("check", rubric, ids=[c.number for c in rubric])
 
 
