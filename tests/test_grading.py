@@ -217,3 +217,9 @@ def test_an_interrupted_batch_resumes_without_regrading(graded, tmp_path):
         rows = {r["id"]: r for r in csv.DictReader(fh)}
     with open(graded.out / "grades.csv", newline="", encoding="utf-8") as fh:
         assert rows == {r["id"]: r for r in csv.DictReader(fh)}
+
+
+@pytest.mark.parametrize("name", ["solution"] + [c for c in CASES if c.startswith("variant_")])
+def test_legitimate_variants_run_without_any_error(graded, name):
+    results = graded.results(name)
+    assert results["events"] == [] and results["status"] == "ok", results["events"]

@@ -177,7 +177,8 @@ def build(name: str, sources: dict | None, options: dict) -> nbformat.NotebookNo
                 cell.source = filled[q]
     if options.get("split_q4_cell"):
         i = next(i for i, c in enumerate(nb.cells) if c.metadata.get("autograder", {}).get("question") == "q4")
-        head, _, tail = nb.cells[i].source.partition("\n\nreseau = ")
+        head, found, tail = nb.cells[i].source.partition("\nreseau = ")
+        assert found, "the q4 variant must contain the split point"
         nb.cells[i].source = head
         nb.cells.insert(i + 1, nbformat.v4.new_code_cell("reseau = " + tail))
     if options.get("tamper_given_cell"):
