@@ -1,5 +1,6 @@
 """Shared fixtures: the corpus is graded once per test session, in parallel, by the real CLI."""
 
+import html
 import json
 import os
 import shutil
@@ -114,7 +115,8 @@ class GradedBatch:
         return json.loads((self.out / name / "results.json").read_text())
 
     def feedback(self, name: str) -> str:
-        return (self.out / name / "feedback.html").read_text()
+        """The feedback page's text as a browser shows it (entities decoded)."""
+        return html.unescape((self.out / name / "feedback.html").read_text())
 
     def executed(self, name: str):
         import nbformat

@@ -228,14 +228,16 @@ def main() -> None:
     for name, content in bad_files().items():
         (bad / f"{name}.ipynb").write_bytes(content)
     # Odd but gradable: an old format, duplicated cell ids, a missing exercise cell.
-    v3 = nbformat.convert(build("solution", {}, {}), 3)
+    # (q1 answered, the rest as released: enough to show they are graded, and fast.)
+    q1_only = {"q1": Q1, "q2": None, "q3": None, "q4": None}
+    v3 = nbformat.convert(build("odd_nbformat3", q1_only, {}), 3)
     (HERE / "odd_nbformat3.ipynb").write_text(nbformat.writes(v3, version=3))
-    expected["odd_nbformat3"] = {"failing": [], "note": "converti depuis le format nbformat 3"}
-    dup = build("odd_duplicate_ids", {}, {})
+    expected["odd_nbformat3"] = {"failing": ALL_CHECKS[4:], "note": "converti depuis le format nbformat 3"}
+    dup = build("odd_duplicate_ids", q1_only, {})
     for cell in dup.cells:
         cell["id"] = "meme-id"
     (HERE / "odd_duplicate_ids.ipynb").write_text(json.dumps(dup, ensure_ascii=False, indent=1))
-    expected["odd_duplicate_ids"] = {"failing": [], "note": "identifiants de cellules étaient dupliqués"}
+    expected["odd_duplicate_ids"] = {"failing": ALL_CHECKS[4:], "note": "identifiants de cellules étaient dupliqués"}
     missing = build("odd_missing_q3", {}, {})
     missing.cells = [c for c in missing.cells if c.metadata.get("autograder", {}).get("question") != "q3"]
     nbformat.write(missing, HERE / "odd_missing_q3.ipynb")
