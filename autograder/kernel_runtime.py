@@ -262,6 +262,13 @@ def _choose_model(question):
     return None, None
 
 
+def _plain(value):
+    """JSON for what students pass as arguments: NumPy scalars (batch_size=np.int64(128)) and the rest."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return repr(value)
+
+
 def capture(question):
     """Export the question's artifacts into the grader's capture directory."""
     out = os.path.join(_state["config"]["capture_dir"], question)
@@ -291,7 +298,7 @@ def capture(question):
         calls = [c for c in _state["calls"] if c.get("question") == question or
                  (uid is not None and c.get("model") == uid)]
         with open(os.path.join(out, "calls.json"), "w") as fh:
-            json.dump({"meta": meta, "calls": calls}, fh)
+            json.dump({"meta": meta, "calls": calls}, fh, default=_plain)
     except Exception:
         meta["errors"].append(traceback.format_exc(limit=3))
         with open(os.path.join(out, "calls.json"), "w") as fh:

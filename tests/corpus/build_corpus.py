@@ -111,7 +111,7 @@ CASES: dict[str, tuple[dict, list[str], dict]] = {
                  "    keras.layers.Dense(10, activation=keras.activations.softmax),\n])"),
     }, [], {}),
     "variant_positional_functional": ({
-        "q3": "taille_batch = 128\nnb_epoques = 5\n" + q3("model.fit(X_train, y_train, taille_batch, nb_epoques)"),
+        "q3": "taille_batch = np.int64(128)\nnb_epoques = 5\n" + q3("model.fit(X_train, y_train, taille_batch, nb_epoques)"),
         "q4": q4("inputs = keras.Input(shape=(784,))\nx = keras.layers.BatchNormalization()(inputs)\n"
                  "x = keras.layers.Dense(64)(x)\nx = keras.layers.Activation('relu')(x)\n"
                  "x = keras.layers.Dense(10)(x)\noutputs = keras.layers.Softmax()(x)\n"
