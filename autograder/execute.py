@@ -222,7 +222,7 @@ class Runner:
             if time.monotonic() >= self.deadline:
                 self._budget_exhausted(i)
                 return "budget"
-            self._fail(step, "timeout",
+            self._fail(i, "timeout",
                        f"{_where(step.question)} a dépassé le temps imparti ({client.timeout} s) et a été interrompue",
                        replay)
             return "ok" if self._responsive(client) else "dead"
@@ -258,10 +258,11 @@ class Runner:
 
     def _dead(self, i: int, why: str) -> str:
         step = self.steps[i]
-        self._fail(step, "kernel_died", f"{_where(step.question)} a provoqué l'arrêt du noyau : {why}", False)
+        self._fail(i, "kernel_died", f"{_where(step.question)} a provoqué l'arrêt du noyau : {why}", False)
         return "dead"
 
-    def _fail(self, step: Step, kind: str, message: str, replay: bool) -> None:
+    def _fail(self, i: int, kind: str, message: str, replay: bool) -> None:
+        step = self.steps[i]
         if step.question in self.result.failed_questions and step.question is not None:
             return
         if replay:
@@ -270,13 +271,9 @@ class Runner:
         if step.question is not None:
             self.result.failed_questions.add(step.question)
             # The rest of a failed question, its capture included, never runs.
-            for j, other in enumerate(self.steps):
-                if other.question == step.question and other.kind in ("cell", "capture", "begin"):
-                    if j > self._index_of(step):
-                        self.skipped.add(j)
-
-    def _index_of(self, step: Step) -> int:
-        return next(i for i, s in enumerate(self.steps) if s is step)
+            for j in range(i + 1, len(self.steps)):
+                if self.steps[j].question == step.question:
+                    self.skipped.add(j)
 
     def _after_failure(self, i: int) -> int | None:
         self.skipped.add(i)

@@ -108,7 +108,7 @@ def _record(kind, model, fn, args, kwargs):
     try:
         bound = _Bound(fn, model, args, kwargs)
     except TypeError:
-        return None, None
+        return None
     a = bound.arguments
     x_info, x_arr = _describe_input(a.get("x"))
     entry = {
@@ -132,7 +132,7 @@ def _record(kind, model, fn, args, kwargs):
             _state["fit_heads"][entry["model"]] = np.array(x_arr[:HEAD_ROWS], copy=True)
     elif x_arr is not None and x_arr.ndim and x_arr.shape[0] == TEST_ROWS:
         _state["last_inputs"][(entry["model"], kind)] = x_arr
-    return entry, x_arr
+    return entry
 
 
 def _wrap(kind, original):
@@ -140,7 +140,7 @@ def _wrap(kind, original):
         if _state["depth"]:
             return original(self, *args, **kwargs)
         try:
-            entry, _ = _record(kind, self, original, args, kwargs)
+            entry = _record(kind, self, original, args, kwargs)
         except Exception as exc:  # recording must never break student code
             entry = {"kind": kind, "question": _state["question"], "record_error": repr(exc)}
         _state["depth"] += 1
