@@ -125,5 +125,11 @@ def min_accuracy(art: QuestionArtifacts, threshold: float) -> None:
         f"en dessous du seuil attendu ({threshold:.2f}).")
 
 
+def run_check(art: QuestionArtifacts, function: str, params: dict) -> None:
+    """One rubric check as every caller runs it: the question must have run, then the check."""
+    question_ran(art)
+    CHECKS[function](art, **params)
+
+
 CHECKS = {f.__name__: f for f in (softmax_output, batchnorm_first, trained, trained_on_training_set,
                                   predicted_test_set, fit_arguments, hidden_dense_layer, min_accuracy)}

@@ -101,6 +101,21 @@ def cmd_check(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .mnist_data import MnistError
+    from .otter_export import export_otter
+
+    try:
+        target = export_otter(load_config(args.config), Path(args.out))
+    except MnistError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        return 2
+    console.print(f"Otter autograder written to {target}")
+    console.print(f"  without Docker: otter run -a {target} NOTEBOOK.ipynb")
+    console.print(f"  with Docker:    otter grade -a {target} -p SUBMISSIONS/ -o OUT/")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -131,6 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="students: run the public checks on a notebook (French report)")
     c.add_argument("notebook")
     c.set_defaults(func=cmd_check)
+
+    e = sub.add_parser("export", help="build an autograder for another grading tool")
+    e.add_argument("target", choices=["otter"], help="otter: otter-grader / Gradescope autograder zip")
+    e.add_argument("--out", default="dist", help="output folder (default: %(default)s)")
+    e.set_defaults(func=cmd_export)
 
     m = sub.add_parser("demo", help="release, then grade the bundled example submissions")
     m.add_argument("--out", default="demo-out")

@@ -75,9 +75,8 @@ def grade_submission(job: Job) -> GradeReport:
 
 
 def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
-    master = nbformat.read(config.master, as_version=4)
     template = nbformat.read(config.student, as_version=4)
-    cell_map = map_cells(sub.notebook, master_cells(master, template))
+    cell_map = map_cells(sub.notebook, master_cells(template))
     notes = list(sub.notes) + cell_map.notes
     notes += [f"aucune cellule de la question {q} n'a été trouvée" for q in cell_map.missing_questions]
     notes += [f"la cellule fournie « {c.master_id} » avait été modifiée et a été rétablie"
@@ -102,10 +101,8 @@ def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
         _keep_tail(kernel_log, job.out_dir / "kernel.log")
         failed = {e.question: e.message for e in result.events if e.question in result.failed_questions}
         for q in config.question_ids:
-            if q not in result.ran_questions and q not in cell_map.missing_questions:
-                failed.setdefault(q, _not_run_reason(cell_map, q, config.placeholder))
-        for q in cell_map.missing_questions:
-            failed.setdefault(q, "aucune cellule de cette question n'a été trouvée dans le notebook")
+            if q not in result.ran_questions:
+                failed.setdefault(q, cell_map.not_run_reason(q, config.placeholder))
         # Created only now that the kernel is gone, so nothing it wrote can pose as a result.
         with tempfile.TemporaryDirectory(prefix="autograder-scoring-") as scoring:
             scores = score(config, capture, failed, Path(scoring), job.config_path, job.public_only)
@@ -132,12 +129,6 @@ def _keep_tail(source: Path, target: Path, limit: int = 50_000) -> None:
         with open(source, "rb") as fh:
             fh.seek(max(0, source.stat().st_size - limit))
             write_atomic(target, fh.read())
-
-
-def _not_run_reason(cell_map, question: str, placeholder: str) -> str:
-    if any(placeholder in c.source for c in cell_map.question_cells(question)):
-        return f"la question n'a pas été complétée (« {placeholder} » est encore présent)"
-    return "le code de la question n'a pas pu s'exécuter (erreur de syntaxe)"
 
 
 def load_report(out_dir: Path, submission_id: str) -> GradeReport | None:

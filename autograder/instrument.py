@@ -35,8 +35,8 @@ def runtime_source() -> str:
     return (Path(__file__).parent / "kernel_runtime.py").read_text(encoding="utf-8")
 
 
-def preamble_source(mnist_path: Path, capture_dir: Path, seed: int, threads: int) -> str:
-    config = {"mnist": str(mnist_path), "capture_dir": str(capture_dir), "seed": seed, "threads": threads}
+def preamble_source(mnist_path: Path, capture_dir: Path, seed: int, threads: int, **extra) -> str:
+    config = {"mnist": str(mnist_path), "capture_dir": str(capture_dir), "seed": seed, "threads": threads, **extra}
     # The runtime lives in its own module object, not in the student's namespace.
     return "\n".join([
         "def _autograder_boot(source, config):",

@@ -1,9 +1,13 @@
-"""Map a submission's cells to the master's: instructor cells, question cells, free cells.
+"""Map a submission's cells to the released notebook's: instructor cells, question cells, free cells.
 
 Metadata is used first (nbgrader ``grade_id``, our ``autograder.question``).  Editors
 such as Colab or VS Code may drop or rewrite it, so unlabelled cells are then placed
 by content and by position relative to the instructor cells around them: a cell
 belongs to the question whose cell it follows.
+
+The reference is the released student notebook, never the master: instructor cells are
+the same in both and solutions are never needed, so the otter export and the public
+check script can map submissions without carrying any solution.
 """
 
 from __future__ import annotations
@@ -22,9 +26,8 @@ class MasterCell:
     position: int
     grade_id: str
     cell_type: str
-    source: str
+    source: str                # what the student received
     question: str | None       # set on question cells
-    template_source: str       # what the student received
     tags: tuple[str, ...] = ()
 
     @property
@@ -54,6 +57,14 @@ class CellMap:
     def question_cells(self, question: str) -> list[PlannedCell]:
         return [c for c in self.cells if c.question == question]
 
+    def not_run_reason(self, question: str, placeholder: str) -> str:
+        """French: why a question none of whose cells could run was not graded."""
+        if question in self.missing_questions:
+            return "aucune cellule de cette question n'a été trouvée dans le notebook"
+        if any(placeholder in c.source for c in self.question_cells(question)):
+            return f"la question n'a pas été complétée (« {placeholder} » est encore présent)"
+        return "le code de la question n'a pas pu s'exécuter (erreur de syntaxe)"
+
 
 def _meta_str(cell, section: str, key: str) -> str | None:
     """A string from cell metadata; anything else (students' editors write odd things) is ignored."""
@@ -70,19 +81,19 @@ def grade_id_of(cell) -> str | None:
     return _meta_str(cell, "nbgrader", "grade_id")
 
 
-def master_cells(master: nbformat.NotebookNode, template: nbformat.NotebookNode) -> list[MasterCell]:
-    out = []
-    for pos, (m, t) in enumerate(zip(master.cells, template.cells)):
-        out.append(MasterCell(
+def master_cells(template: nbformat.NotebookNode) -> list[MasterCell]:
+    """The reference cells, read from the released student notebook."""
+    return [
+        MasterCell(
             position=pos,
-            grade_id=grade_id_of(m) or f"cell-{pos}",
-            cell_type=m.cell_type,
-            source=m.source,
-            question=question_of(m),
-            template_source=t.source,
-            tags=tuple(m.get("metadata", {}).get("tags", [])),
-        ))
-    return out
+            grade_id=grade_id_of(t) or f"cell-{pos}",
+            cell_type=t.cell_type,
+            source=t.source,
+            question=question_of(t),
+            tags=tuple(t.get("metadata", {}).get("tags", [])),
+        )
+        for pos, t in enumerate(template.cells)
+    ]
 
 
 def _norm(src: str) -> str:
@@ -163,7 +174,7 @@ def _place(j, cells, labels, masters, claimed) -> str | None:
         return gap[0].question
     if gap:
         src = cells[j].get("source", "")
-        return max(gap, key=lambda m: _similarity(m.template_source, src)).question
+        return max(gap, key=lambda m: _similarity(m.source, src)).question
     return _question_before(masters, lo) if lo >= 0 else None
 
 

@@ -23,7 +23,7 @@ from traitlets import List, Unicode
 
 from .config import Config
 
-KEPT_CELL_METADATA = ("nbgrader", "autograder", "tags", "editable", "deletable", "trusted")
+KEPT_CELL_METADATA = ("nbgrader", "autograder", "otter", "tags", "editable", "deletable", "trusted")
 
 
 class StripMetadata(NbGraderPreprocessor):

@@ -10,9 +10,8 @@ from autograder.instrument import build_plan
 from autograder.mapping import map_cells, master_cells
 
 CONFIG = load_config()
-MASTER = nbformat.read(CONFIG.master, as_version=4)
 TEMPLATE = nbformat.read(CONFIG.student, as_version=4)
-MASTERS = master_cells(MASTER, TEMPLATE)
+MASTERS = master_cells(TEMPLATE)
 
 
 def student():

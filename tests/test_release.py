@@ -56,7 +56,7 @@ def test_no_solution_leaks(master, student):
     assert "BEGIN SOLUTION" not in text and "END SOLUTION" not in text
     for cell in student.cells:
         assert not cell.get("outputs") and not cell.get("execution_count")
-        assert set(cell.metadata) <= {"nbgrader", "autograder", "tags", "editable", "deletable"}
+        assert set(cell.metadata) <= {"nbgrader", "autograder", "otter", "tags", "editable", "deletable"}
     assert set(student.metadata) <= {"kernelspec", "language_info"}
 
 
