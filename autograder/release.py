@@ -6,6 +6,7 @@ master stays valid nbgrader source and both tools produce the same student noteb
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import nbformat
@@ -22,6 +23,7 @@ from nbgrader.preprocessors.base import NbGraderPreprocessor
 from traitlets import List, Unicode
 
 from .config import Config
+from .public_script import SCRIPT_NAME, render_script
 
 KEPT_CELL_METADATA = ("nbgrader", "autograder", "otter", "tags", "editable", "deletable", "trusted")
 
@@ -71,9 +73,12 @@ def render(nb: nbformat.NotebookNode) -> str:
 
 
 def release(config: Config, out: Path | None = None) -> Path:
+    """Write the student notebook, then the public check script next to it (rendered from it)."""
     master = nbformat.read(config.master, as_version=4)
     nb = make_student_notebook(master, config.placeholder)
     target = Path(out) / config.student.name if out else config.student
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(render(nb), encoding="utf-8")
+    released = replace(config, student=target)
+    (target.parent / SCRIPT_NAME).write_text(render_script(released), encoding="utf-8")
     return target

@@ -13,10 +13,7 @@ from pathlib import Path
 from .config import Config
 from .grade import Job, grade_submission
 from .mnist_data import ensure_mnist
-
-HIDDEN_NOTICE = ("Attention : ces vérifications publiques ne sont qu'une partie de la correction. "
-                 "Des tests cachés seront exécutés lors de la correction : réussir toutes les "
-                 "vérifications ci-dessus ne garantit pas la note maximale.")
+from .public_check import invalid_lines, report_lines
 
 
 def run_check(config: Config, config_path: Path, notebook: Path) -> list[str]:
@@ -26,24 +23,9 @@ def run_check(config: Config, config_path: Path, notebook: Path) -> list[str]:
         report = grade_submission(Job(Path(notebook), Path(notebook).stem, Path(tmp) / "check", config_path,
                                       ensure_mnist(), public_only=True))
     results = report.results
-    lines = [f"Vérification de « {Path(notebook).name} » : tests publics uniquement", ""]
+    name = Path(notebook).name
     if results["status"] == "invalid_notebook":
-        return lines + [results["output"], "", HIDDEN_NOTICE]
-    tests = {t["number"]: t for t in results["tests"]}
-    for q in public.questions:
-        passed = sum(tests[c.number]["status"] == "passed" for c in q.checks)
-        lines.append(f"Question {q.id} — {q.title} : {passed}/{len(q.checks)} vérification(s) réussie(s)")
-        for event in results["events"]:
-            if event["question"] == q.id and event["kind"] != "error":
-                lines.append(f"  ! {event['message']}")
-        for c in q.checks:
-            t = tests[c.number]
-            if t["status"] == "passed":
-                lines.append(f"  ✔ {c.number} {c.description}")
-            else:
-                lines.append(f"  ✘ {c.number} {c.description}")
-                lines.append(f"      → à corriger : {t['output']}")
-        lines.append("")
-    for note in results["notes"]:
-        lines.append(f"Remarque : {note}")
-    return lines + [HIDDEN_NOTICE]
+        return invalid_lines(name, results["output"])
+    outcomes = {t["number"]: (t["status"] == "passed", t["output"]) for t in results["tests"]}
+    events = [(e["question"], e["message"]) for e in results["events"] if e["kind"] != "error"]
+    return report_lines(name, public.questions, outcomes, events, results["notes"])

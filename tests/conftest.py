@@ -3,6 +3,7 @@
 import html
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -17,6 +18,19 @@ ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "tests" / "corpus"
 CONFIG = load_config()
 CELL_TIMEOUT = os.environ.get("AUTOGRADER_TEST_CELL_TIMEOUT", "90")
+SOLUTION_REGION = re.compile(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", re.S)
+
+
+def secret_solution_lines() -> set[str]:
+    """Lines that only the master's solution regions hold: none may reach anything students can read."""
+    import nbformat
+
+    master = nbformat.read(CONFIG.master, as_version=4)
+    given = {line.strip() for c in master.cells for line in SOLUTION_REGION.sub("", c.source).splitlines()}
+    secret = {line.strip() for c in master.cells for region in SOLUTION_REGION.findall(c.source)
+              for line in region.splitlines() if line.strip()} - given
+    assert "model.fit(X_train, y_train, batch_size=128, epochs=5)" in secret
+    return secret
 
 
 @pytest.fixture(scope="session")

@@ -1,17 +1,17 @@
 """Release: the student notebook generated from the master."""
 
 import json
-import re
 
 import nbformat
 import pytest
 
 from autograder.cli import main
 from autograder.config import load_config
+from autograder.public_script import SCRIPT_NAME, render_script
 from autograder.release import make_student_notebook, render
+from tests.conftest import secret_solution_lines
 
 CONFIG = load_config()
-SOLUTION_REGION = re.compile(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", re.S)
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +27,8 @@ def student(master):
 def test_committed_template_has_not_drifted(student):
     assert CONFIG.student.read_text(encoding="utf-8") == render(student), (
         "student_template/ is stale: run `make release` and commit the result")
+    assert (CONFIG.student.parent / SCRIPT_NAME).read_text(encoding="utf-8") == render_script(CONFIG), (
+        f"student_template/{SCRIPT_NAME} is stale: run `make release` and commit the result")
 
 
 def test_release_is_deterministic(master, tmp_path):
@@ -34,6 +36,7 @@ def test_release_is_deterministic(master, tmp_path):
     assert main(["release", "--out", str(tmp_path / "b")]) == 0
     a = (tmp_path / "a" / CONFIG.student.name).read_bytes()
     assert a == (tmp_path / "b" / CONFIG.student.name).read_bytes()
+    assert (tmp_path / "a" / SCRIPT_NAME).read_bytes() == (tmp_path / "b" / SCRIPT_NAME).read_bytes()
     assert a.decode() == render(make_student_notebook(master, CONFIG.placeholder))
 
 
@@ -45,13 +48,8 @@ def test_exactly_the_four_exercise_cells_hold_the_placeholder(student):
 
 
 def test_no_solution_leaks(master, student):
-    given = {line.strip() for c in master.cells
-             for line in SOLUTION_REGION.sub("", c.source).splitlines() if line.strip()}
-    secret = {line.strip() for c in master.cells for region in SOLUTION_REGION.findall(c.source)
-              for line in region.splitlines() if line.strip()} - given
-    assert "model.fit(X_train, y_train, batch_size=128, epochs=5)" in secret
     text = nbformat.writes(student)
-    for line in secret:
+    for line in secret_solution_lines():
         assert line not in text, f"solution line leaked: {line}"
     assert "BEGIN SOLUTION" not in text and "END SOLUTION" not in text
     for cell in student.cells:

@@ -1,31 +1,106 @@
-"""`autograder check`: public checks only, in French, never revealing hidden checks."""
+"""Students' checks before handing in: `autograder check` and the standalone `verifier.py`.
 
+Public checks only, in French, never revealing hidden checks; both give the same report.
+"""
+
+import ast
+import json
+import os
+import shutil
 import subprocess
 import sys
 
 import nbformat
+import pytest
 
-from autograder.selfcheck import HIDDEN_NOTICE
-from tests.conftest import CONFIG, ROOT
+from autograder.mnist_data import ensure_mnist
+from autograder.public_check import HIDDEN_NOTICE
+from autograder.public_script import SCRIPT_NAME
+from tests.conftest import CONFIG, ROOT, secret_solution_lines
 from tests.corpus.build_corpus import Q1
 
+SCRIPT = CONFIG.student.parent / SCRIPT_NAME
+HIDDEN = [c for c in CONFIG.checks if c.visibility != "visible"]
 
-def test_self_check_reports_public_checks_and_hides_the_rest(tmp_path):
+
+@pytest.fixture(scope="module")
+def q1_notebook(tmp_path_factory):
     nb = nbformat.read(CONFIG.student, as_version=4)
     next(c for c in nb.cells if c.metadata.get("autograder", {}).get("question") == "q1").source = Q1
-    path = tmp_path / "mon devoir.ipynb"
+    path = tmp_path_factory.mktemp("devoir") / "mon devoir.ipynb"
     nbformat.write(nb, path)
-    proc = subprocess.run([sys.executable, "-m", "autograder", "check", str(path)],
+    return path
+
+
+@pytest.fixture(scope="module")
+def check_output(q1_notebook):
+    proc = subprocess.run([sys.executable, "-m", "autograder", "check", str(q1_notebook)],
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    out = proc.stdout
+    return proc.stdout
+
+
+def standalone(tmp_path):
+    """verifier.py alone in a folder where importing the grader's package fails."""
+    shutil.copy(SCRIPT, tmp_path / SCRIPT_NAME)
+    (tmp_path / "autograder.py").write_text("raise ImportError('verifier.py must not need the grader')\n")
+    return dict(os.environ, AUTOGRADER_CACHE=str(ensure_mnist(log=lambda m: None).parent))
+
+
+def report(out: str) -> str:
+    return out[out.index("Vérification de"):].rstrip()
+
+
+def test_self_check_reports_public_checks_and_hides_the_rest(check_output):
+    out = check_output
     assert "Vérification de « mon devoir.ipynb » : tests publics uniquement" in out
     assert "Question q1 — Premier réseau : entraîner, prédire, évaluer : 3/3 vérification(s) réussie(s)" in out
     assert "✔ q1.1" in out and "✘ q2.1" in out and "« < Compléter > » est encore présent" in out
     assert out.rstrip().endswith(HIDDEN_NOTICE)
-    hidden = [c for c in CONFIG.checks if c.visibility != "visible"]
-    for c in hidden:
+    for c in HIDDEN:
         assert c.number not in out and c.description not in out
     for word in ("seuil", "threshold", "Précision mesurée", "0.95", "0.89"):
         assert word not in out
     assert "tous les tests" not in out.lower()
+
+
+def test_standalone_script_gives_the_same_report_without_the_grader(q1_notebook, check_output, tmp_path):
+    env = standalone(tmp_path)
+    proc = subprocess.run([sys.executable, SCRIPT_NAME, str(q1_notebook)], capture_output=True, text=True,
+                          cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert report(proc.stdout) == report(check_output)
+
+
+def test_standalone_script_checks_the_open_colab_notebook(tmp_path):
+    env = standalone(tmp_path)
+    # Colab's own API is unreachable here: a stand-in answers get_ipynb with the notebook's JSON.
+    colab = tmp_path / "google" / "colab"
+    colab.mkdir(parents=True)
+    (tmp_path / "google" / "__init__.py").write_text("")
+    (colab / "__init__.py").write_text("")
+    (colab / "_message.py").write_text(
+        "import json\n"
+        f"def blocking_request(kind, request='', timeout_sec=None):\n"
+        f"    assert kind == 'get_ipynb'\n"
+        f"    return {{'ipynb': json.load(open({str(CONFIG.student)!r}, encoding='utf-8'))}}\n")
+    proc = subprocess.run([sys.executable, "-c", "import verifier; verifier.verifier_colab()"],
+                          capture_output=True, text=True, cwd=tmp_path, env=dict(env, PYTHONPATH=str(tmp_path)))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = report(proc.stdout)
+    assert "Question q1 — Premier réseau : entraîner, prédire, évaluer : 0/3 vérification(s) réussie(s)" in out
+    assert "« < Compléter > » est encore présent" in out and out.endswith(HIDDEN_NOTICE)
+
+
+def test_standalone_script_carries_no_hidden_material():
+    text = SCRIPT.read_text(encoding="utf-8")
+    assert "min_accuracy" not in text and "seuil attendu" not in text
+    settings = json.loads(ast.literal_eval(text.split("SETTINGS = json.loads(", 1)[1].split(")\nSOURCES", 1)[0]))
+    numbers = [c["number"] for q in settings["questions"] for c in q["checks"]]
+    assert numbers == [c.number for c in CONFIG.public().checks]
+    for c in HIDDEN:
+        assert c.description not in text
+    assert "points" not in json.dumps(settings["questions"])
+    assert not [line for line in secret_solution_lines() if line in text]
+    for c in CONFIG.public().checks:
+        assert f"def {c.function}(" in text
