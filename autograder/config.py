@@ -45,6 +45,7 @@ class Limits:
     max_file_mb: int = 1024
     isolate_network: bool = True
     isolate_filesystem: bool = True
+    kernel_user: bool = True     # when the grader is root, the kernel runs as a uid of its own
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from .config import Limits
 from .instrument import Step
 from .outputs import BoundedOutputClient
-from .sandbox import FileView, Watchdog, kernel_prefix, network_isolation
+from .sandbox import FileView, KernelUser, Watchdog, kernel_prefix, kernel_user, network_isolation
 
 TIMEOUT_ENAME = "AutograderCellTimeout"
 SYNTAX_ERRORS = ("SyntaxError", "IndentationError", "TabError")
@@ -77,14 +77,15 @@ def kernel_env(threads: int) -> dict[str, str]:
     return env
 
 
-def _kernel_spec_dir(root: Path, limits: Limits, view: FileView | None) -> Path:
+def _kernel_spec_dir(root: Path, limits: Limits, view: FileView | None, user: KernelUser | None) -> Path:
     """A kernelspec for this very interpreter (no other installed 'python3' is picked), sandboxed."""
     spec = root / "kernels" / KERNEL_NAME
     spec.mkdir(parents=True, exist_ok=True)
     if view is not None:   # the kernel needs its own connection file and sockets, nothing else here
         view = replace(view, writable=view.writable + (str(root),))
+    argv = kernel_prefix(limits, view, user) + [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     (spec / "kernel.json").write_text(json.dumps({
-        "argv": kernel_prefix(limits, view) + [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "argv": argv,
         "display_name": "autograder", "language": "python",
     }))
     return root / "kernels"
@@ -106,10 +107,12 @@ class Runner:
         self._specs = tempfile.TemporaryDirectory(prefix="autograder-kernelspec-")
         self.deadline = 0.0
         self.watchdog: Watchdog | None = None
+        self.user = kernel_user(limits) if view is not None else None
 
     # --- kernel sessions -------------------------------------------------------------
     def _client(self) -> NotebookClient:
-        ksm = KernelSpecManager(kernel_dirs=[str(_kernel_spec_dir(Path(self._specs.name), self.limits, self.view))])
+        spec_dir = _kernel_spec_dir(Path(self._specs.name), self.limits, self.view, self.user)
+        ksm = KernelSpecManager(kernel_dirs=[str(spec_dir)])
         # nbclient drives the kernel asynchronously: a blocking manager would hang on timeouts.
         km = AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=ksm)
         # Kept beside the kernelspec, not in Jupyter's shared runtime directory (hidden from kernels).
@@ -154,7 +157,9 @@ class Runner:
         # The kernel's own stderr (TensorFlow logs, crashes) goes to a log, not the grader's terminal.
         log = open(self.kernel_log, "ab") if self.kernel_log else subprocess.DEVNULL
         try:
-            with client.setup_kernel(env=kernel_env(self.limits.threads), cwd=str(self.workdir), cleanup_kc=True,
+            # Its dotfiles (IPython, Keras, Matplotlib) go to its scratch directory, never to a home.
+            env = dict(kernel_env(self.limits.threads), HOME=str(self.workdir))
+            with client.setup_kernel(env=env, cwd=str(self.workdir), cleanup_kc=True,
                                      stdout=log, stderr=log):
                 self.watchdog = Watchdog(client.km.provisioner.pid, self.limits)
                 self.watchdog.start()

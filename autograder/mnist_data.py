@@ -160,6 +160,7 @@ def save(mnist: Mnist, cache_dir: Path) -> Path:
     try:
         with os.fdopen(fd, "wb") as out:
             np.savez(out, **mnist.arrays())
+        os.chmod(tmp, 0o644)   # public data, read by kernels running as their own user
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -173,7 +174,10 @@ def ensure_mnist(cache_dir: Path | None = None, sources=None, log=print) -> Path
     failures = []
     try:
         from_cache(cache_dir)
-        return cache_dir / CACHE_FILE
+        path = cache_dir / CACHE_FILE
+        if path.stat().st_mode & 0o004 == 0 and path.stat().st_uid == os.geteuid():
+            path.chmod(0o644)   # a cache written before kernels had a user of their own
+        return path
     except MnistError as exc:
         failures.append(f"cache: {exc}")
     for name, fetch in sources if sources is not None else REMOTE_SOURCES:

@@ -9,6 +9,10 @@
 - `unshare --net` gives the kernel a network namespace of its own (no network at all)
   where the operating system allows it; the kernel then talks to the grader over IPC
   sockets instead of TCP.
+- When the grader is root, the kernel drops to a uid of its own (`setpriv`, no new
+  privileges, no groups) once the mounts are made: it cannot undo them, cannot read
+  what only root may read, and RLIMIT_NPROC binds it.  The uid is a base plus the
+  grader's pid, so concurrent kernels never share a uid, nor a process budget.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import signal
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import psutil
 
@@ -31,6 +35,23 @@ POLL_SECONDS = 0.1
 
 
 STAGING = "/mnt"     # an empty tmpfs is mounted here, inside the kernel's namespace only
+KERNEL_UID_BASE = 2_000_000
+TASKS_PER_PROCESS = 16    # RLIMIT_NPROC counts threads too: TensorFlow's pools fit well within this
+
+
+@dataclass(frozen=True)
+class KernelUser:
+    uid: int
+    gid: int
+
+
+def kernel_user(limits: Limits) -> KernelUser | None:
+    """The kernel's own unprivileged uid, where the grader is root and can hide and switch."""
+    if not (limits.kernel_user and limits.isolate_filesystem and os.geteuid() == 0 and shutil.which("setpriv")
+            and namespaces_available("--mount")):
+        return None
+    uid = KERNEL_UID_BASE + os.getpid()
+    return KernelUser(uid, uid)
 
 
 @functools.lru_cache(maxsize=4)
@@ -57,11 +78,12 @@ class FileView:
     writable: tuple[str, ...]
 
     def usable(self) -> FileView:
-        """Existing paths only; never hide the root, the interpreter or the staging area."""
+        """Existing paths only; never hide the root, the staging area, or the interpreter unless kept."""
         ro = tuple(os.path.realpath(p) for p in self.read_only if os.path.exists(p))
         rw = tuple(os.path.realpath(p) for p in self.writable if os.path.exists(p))
         hide = [h for h in dict.fromkeys(os.path.realpath(p) for p in self.hide)
-                if h != "/" and os.path.isdir(h) and not _inside(sys_base(), h) and not _inside(STAGING, h)]
+                if h != "/" and os.path.isdir(h) and not _inside(STAGING, h)
+                and (not _inside(sys_base(), h) or sys_base() in ro)]
         # A tree inside another hidden tree is hidden with it (and has no mount point left).
         hide = [h for h in hide if not any(o != h and _inside(h, o) for o in hide)]
         return FileView(tuple(hide), ro, rw)
@@ -76,8 +98,8 @@ def _inside(path: str, tree: str) -> bool:
     return path == tree or path.startswith(tree.rstrip("/") + "/")
 
 
-def _mount_script(view: FileView) -> str:
-    """Shell run inside the new mount namespace, before the kernel starts."""
+def _mount_script(view: FileView, user: KernelUser | None) -> str:
+    """Shell run as root inside the new mount namespace, before the kernel starts (as ``user``)."""
     keep = [(p, True) for p in view.read_only] + [(p, False) for p in view.writable]
     q = shlex.quote
     lines = ["set -e", "mount --make-rprivate /", f"mount -t tmpfs -o size=64k,mode=700 tmpfs {STAGING}"]
@@ -93,27 +115,38 @@ def _mount_script(view: FileView) -> str:
             lines += [make, f"mount --bind {STAGING}/{i} {q(path)}"]
             if read_only:
                 lines.append(f"mount -o remount,bind,ro {q(path)}")
-    return "\n".join(lines) + '\nexec "$@"'
+    if user is None:
+        return "\n".join(lines) + '\nexec "$@"'
+    # Its own directories (work, capture, connection file and sockets) become the kernel user's.
+    lines += [f"chown -R {user.uid}:{user.gid} {q(path)}" for path in view.writable]
+    return "\n".join(lines) + (f'\nexec {shutil.which("setpriv")} --reuid={user.uid} --regid={user.gid} '
+                               '--clear-groups --no-new-privs -- "$@"')
 
 
-def kernel_prefix(limits: Limits, view: FileView | None = None) -> list[str]:
+def kernel_prefix(limits: Limits, view: FileView | None = None, user: KernelUser | None = None) -> list[str]:
     """Command words put before the kernel's own command line."""
     prefix: list[str] = []
     flags = []
     if limits.isolate_network and network_isolation():
         flags.append("--net")
+    if view is not None and user is not None:
+        # The grader's home is hidden too; the interpreter is kept (pyenv may live in a 0700 home).
+        view = replace(view, hide=view.hide + (os.path.expanduser("~"),), read_only=view.read_only + (sys_base(),))
     view = view.usable() if view is not None and limits.isolate_filesystem else None
     if view is not None and view.hide and namespaces_available("--mount"):
         flags.append("--mount")
     if flags:
         prefix += [shutil.which("unshare"), *flags, "--"]
     if "--mount" in flags:
-        prefix += ["/bin/sh", "-c", _mount_script(view), "sandbox"]
+        prefix += ["/bin/sh", "-c", _mount_script(view, user), "sandbox"]
+    elif user is not None:
+        raise ValueError("a kernel user needs the mount namespace")
     prlimit = shutil.which("prlimit")
     if prlimit:
         cpu = int(limits.submission_timeout * max(1, limits.threads) * 2)
+        tasks = limits.max_processes * (TASKS_PER_PROCESS if user is not None else 1)
         prefix += [prlimit, f"--fsize={limits.max_file_mb * 2**20}", f"--cpu={cpu}", "--core=0",
-                   f"--nproc={limits.max_processes}", "--"]
+                   f"--nproc={tasks}", "--"]
     return prefix
 
 

@@ -94,7 +94,7 @@ def write_huge_outputs_notebook(path: Path) -> None:
 SNOOP = """\
 import glob, os
 targets = [{config!r}, {master!r}, {suite!r}] + glob.glob({inbox!r} + "/**/*.ipynb", recursive=True) \\
-    + glob.glob(os.path.expanduser("~/.local/share/jupyter/runtime/*.json"))
+    + glob.glob(os.path.expanduser("~root/.local/share/jupyter/runtime/*.json")) + ["/etc/shadow"]
 read = []
 for path in targets:
     try:
@@ -104,6 +104,7 @@ for path in targets:
     except OSError:
         pass
 print("lus :", read)
+print("uid :", os.getuid(), "/ euid :", os.geteuid())
 """
 
 

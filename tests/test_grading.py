@@ -2,7 +2,9 @@
 
 import csv
 import json
+import os
 import re
+import shutil
 
 import pytest
 
@@ -194,6 +196,8 @@ def test_kernel_cannot_read_the_rubric_the_master_or_other_submissions(graded):
     q1 = next(c for c in executed.cells if c.metadata.get("autograder", {}).get("question") == "q1")
     printed = "".join(o.get("text", "") for o in q1.outputs)
     assert "lus : []" in printed, printed
+    if os.geteuid() == 0 and shutil.which("setpriv"):    # the grader is root: the kernel is not
+        assert "uid : 0 " not in printed and "euid : 0" not in printed and "uid : " in printed, printed
     results = graded.results("hostile_snooping")
     assert results["score"] == 0      # the given model is not credited to a question that ignored it
 
