@@ -16,8 +16,8 @@ import pytest
 from autograder.mnist_data import ensure_mnist
 from autograder.public_check import HIDDEN_NOTICE
 from autograder.public_script import SCRIPT_NAME
-from tests.conftest import CONFIG, ROOT, secret_solution_lines
-from tests.corpus.build_corpus import Q1
+from tests.conftest import CONFIG, CORPUS, ROOT, secret_solution_lines
+from tests.corpus.build_corpus import CASES, Q1, build
 
 SCRIPT = CONFIG.student.parent / SCRIPT_NAME
 HIDDEN = [c for c in CONFIG.checks if c.visibility != "visible"]
@@ -34,10 +34,37 @@ def q1_notebook(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def check_output(q1_notebook):
-    proc = subprocess.run([sys.executable, "-m", "autograder", "check", str(q1_notebook)],
+    return self_check(q1_notebook)
+
+
+def self_check(path) -> str:
+    proc = subprocess.run([sys.executable, "-m", "autograder", "check", str(path)],
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout
+
+
+def test_self_check_on_the_solution_passes_every_public_check_and_still_warns():
+    out = self_check(CORPUS / "solution.ipynb")
+    for q in CONFIG.public().questions:
+        assert f"Question {q.id} — {q.title} : {len(q.checks)}/{len(q.checks)} vérification(s) réussie(s)" in out
+    assert "✘" not in out and "à corriger" not in out
+    assert out.rstrip().endswith(HIDDEN_NOTICE)
+
+
+def test_self_check_names_each_defect_and_what_to_fix(tmp_path):
+    # q1 right; q2 normalises without BatchNormalization; q3 uses batches of 64; q4 left as released.
+    nb = build("defauts", {"q2": CASES["no_batchnorm"][0]["q2"], "q3": CASES["batch_64"][0]["q3"], "q4": None}, {})
+    path = tmp_path / "défauts.ipynb"
+    nbformat.write(nb, path)
+    out = self_check(path)
+    assert "Question q1 — Premier réseau : entraîner, prédire, évaluer : 3/3" in out
+    assert "✘ q2.1 La première couche est BatchNormalization sur 784 entrées." in out
+    assert "première couche trouvée : Rescaling" in out and "✔ q2.2" in out
+    assert "✘ q3.1" in out and "L'entraînement doit utiliser des batchs de taille 128" in out and "taille utilisée : 64" in out
+    assert "Question q4 — Réseau plus profond : 0/3" in out and "« < Compléter > » est encore présent" in out
+    for c in HIDDEN:
+        assert c.number not in out
 
 
 def standalone(tmp_path):
