@@ -25,12 +25,11 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 from .config import Limits
-from .instrument import Step
+from .instrument import SYNTAX_ERRORS, Step
 from .outputs import BoundedOutputClient
 from .sandbox import FileView, KernelUser, Watchdog, kernel_prefix, kernel_user, network_isolation
 
 TIMEOUT_ENAME = "AutograderCellTimeout"
-SYNTAX_ERRORS = ("SyntaxError", "IndentationError", "TabError")
 PROBE_TIMEOUT = 20
 KERNEL_NAME = "autograder-python"
 

@@ -16,6 +16,7 @@ from .mapping import CellMap, PlannedCell
 
 SKIP_TAG = "otter_ignore"
 RUNTIME_MODULE = "_autograder_runtime"
+SYNTAX_ERRORS = ("SyntaxError", "IndentationError", "TabError")   # a cell that raised these never ran
 
 
 @dataclass(frozen=True)

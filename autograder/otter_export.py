@@ -19,10 +19,10 @@ from pathlib import Path
 
 import nbformat
 import numpy as np
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from otter.generate import main as otter_generate
 from otter.utils import chdir
 
+from .codegen import python_template
 from .config import PROJECT_ROOT, Config
 from .mnist_data import CACHE_FILE, ensure_mnist, from_cache
 from .otter_plugin import PLUGIN_NAME
@@ -33,10 +33,7 @@ GRADESCOPE_SOURCE = "/autograder/source/files"   # where otter's setup installs 
 
 
 def render_tests(config: Config, tests_dir: Path) -> list[Path]:
-    env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), undefined=StrictUndefined,
-                      keep_trailing_newline=True)
-    env.filters["pyrepr"] = repr
-    template = env.get_template("otter_test.py.j2")
+    template = python_template("otter_test.py.j2")
     tests_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for question in config.questions:

@@ -19,7 +19,7 @@ import nbformat
 from .artifacts import load_question
 from .checks import run_check
 from .config import Check, Question
-from .instrument import build_plan, preamble_source
+from .instrument import SYNTAX_ERRORS, build_plan, preamble_source
 from .load import InvalidNotebook, read_notebook
 from .mapping import map_cells, master_cells
 from .mnist_data import ensure_mnist, load_mnist
@@ -27,17 +27,20 @@ from .mnist_data import ensure_mnist, load_mnist
 HIDDEN_NOTICE = ("Attention : ces vérifications publiques ne sont qu'une partie de la correction. "
                  "Des tests cachés seront exécutés lors de la correction : réussir toutes les "
                  "vérifications ci-dessus ne garantit pas la note maximale.")
-SYNTAX_ERRORS = ("SyntaxError", "IndentationError", "TabError")
+
+
+def _header(name: str) -> list[str]:
+    return [f"Vérification de « {name} » : tests publics uniquement", ""]
 
 
 def invalid_lines(name: str, message: str) -> list[str]:
-    return [f"Vérification de « {name} » : tests publics uniquement", "", message, "", HIDDEN_NOTICE]
+    return _header(name) + [message, "", HIDDEN_NOTICE]
 
 
 def report_lines(name: str, questions, outcomes: dict[str, tuple[bool, str]], events: list[tuple[str, str]],
                  notes: list[str]) -> list[str]:
     """French report: per question, each public check passed or what to fix; then the hidden-tests notice."""
-    lines = [f"Vérification de « {name} » : tests publics uniquement", ""]
+    lines = _header(name)
     for q in questions:
         passed = sum(outcomes[c.number][0] for c in q.checks)
         lines.append(f"Question {q.id} — {q.title} : {passed}/{len(q.checks)} vérification(s) réussie(s)")

@@ -14,8 +14,8 @@ import json
 from pathlib import Path
 
 import nbformat
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from .codegen import python_template
 from .config import Config
 
 SCRIPT_NAME = "verifier.py"
@@ -64,10 +64,7 @@ def settings(config: Config) -> dict:
 def render_script(config: Config) -> str:
     sources = {name: (public_checks_source(config) if name == "checks" else
                       (PACKAGE_DIR / f"{name}.py").read_text(encoding="utf-8")) for name in BUNDLED}
-    env = Environment(loader=FileSystemLoader(PACKAGE_DIR / "templates"), undefined=StrictUndefined,
-                      keep_trailing_newline=True)
-    env.filters["pyrepr"] = repr
     title = nbformat.read(config.student, as_version=4).cells[0].source.lstrip("# ").strip()
-    return env.get_template("verifier.py.j2").render(
+    return python_template("verifier.py.j2").render(
         title=title, notebook=config.student.name, sources=sources,
         settings=repr(json.dumps(settings(config), ensure_ascii=False)))
