@@ -19,6 +19,9 @@ import numpy as np
 
 TEST_ROWS = 10000
 HEAD_ROWS = 2000
+IMAGE_FEATURES = 784      # 28 x 28 pixels, however the rows are shaped
+PROJECTION_DIMS = 64      # near-duplicate fingerprints: a fixed random projection of each row
+PROJECTION_SEED = 784_064
 
 _state = {
     "question": None,
@@ -26,6 +29,7 @@ _state = {
     "models": weakref.WeakValueDictionary(),  # uid -> model
     "last_inputs": {},    # (uid, kind) -> array of the last test-sized input
     "fit_heads": {},      # uid -> first rows of the last training input
+    "projections": {},    # sha256 of a training input -> its rows projected (near-duplicate search)
     "depth": 0,           # > 0 while inside a recorded call (Keras calls itself)
     "next_uid": 1,
     "config": {},
@@ -65,6 +69,41 @@ def _as_array(x):
 def row_hashes(arr):
     rows = np.ascontiguousarray(arr).reshape(len(arr), -1)
     return [hashlib.blake2b(r.tobytes(), digest_size=8).hexdigest() for r in rows]
+
+
+_projection = []
+
+
+def project_rows(arr):
+    """Each 784-feature row through one fixed random projection, or None for other shapes.
+
+    Distances survive a random projection (Johnson-Lindenstrauss), so the scoring process
+    can find training rows that are near-duplicates of test images without the full rows.
+    """
+    rows = np.asarray(arr).reshape(len(arr), -1)
+    if rows.shape[1] != IMAGE_FEATURES or not np.issubdtype(rows.dtype, np.number):
+        return None
+    if not _projection:
+        rng = np.random.default_rng(PROJECTION_SEED)
+        _projection.append((rng.standard_normal((IMAGE_FEATURES, PROJECTION_DIMS)) / np.sqrt(PROJECTION_DIMS))
+                           .astype(np.float32))
+    out = np.empty((len(rows), PROJECTION_DIMS), dtype=np.float32)
+    for start in range(0, len(rows), 10000):   # bounded temporary memory
+        out[start:start + 10000] = rows[start:start + 10000].astype(np.float32) @ _projection[0]
+    return out
+
+
+def _fingerprint_training(entry, rows):
+    """What the scoring process needs to tell which training rows are test images."""
+    entry["row_hashes"] = row_hashes(rows)
+    key = entry["x"].get("sha256")
+    if key and key not in _state["projections"]:
+        projected = project_rows(rows)
+        if projected is not None:
+            _state["projections"][key] = projected
+    if key in _state["projections"]:
+        entry["projection"] = key
+    _state["fit_heads"][entry["model"]] = np.array(rows[:HEAD_ROWS], copy=True)
 
 
 def _describe_input(x):
@@ -128,8 +167,7 @@ def _record(kind, model, fn, args, kwargs):
         entry["has_validation_data"] = a.get("validation_data") is not None
         entry["steps_per_epoch"] = a.get("steps_per_epoch")
         if x_arr is not None and x_arr.ndim:
-            entry["row_hashes"] = row_hashes(x_arr)
-            _state["fit_heads"][entry["model"]] = np.array(x_arr[:HEAD_ROWS], copy=True)
+            _fingerprint_training(entry, x_arr)
     elif x_arr is not None and x_arr.ndim and x_arr.shape[0] == TEST_ROWS:
         _state["last_inputs"][(entry["model"], kind)] = x_arr
     return entry
@@ -293,6 +331,9 @@ def capture(question):
                     arrays[kind + "_x"] = np.asarray(arr)
             if uid in _state["fit_heads"]:
                 arrays["fit_head_x"] = _state["fit_heads"][uid]
+            for call in _state["calls"]:
+                if call.get("model") == uid and call.get("projection"):
+                    arrays["projection_" + call["projection"]] = _state["projections"][call["projection"]]
             if arrays:
                 np.savez_compressed(os.path.join(out, "inputs.npz"), **arrays)
         calls = [c for c in _state["calls"] if c.get("question") == question or
