@@ -114,6 +114,34 @@ def describe_model(model) -> ModelInfo:
     return ModelInfo(tuple(layers), input_shape, output_units)
 
 
+# How a saved config refers to Python code written in the notebook, which safe_mode rightly refuses to run.
+NOTEBOOK_CODE_MARKERS = ('"__lambda__"', '"class_name": "Lambda"', '"module": "builtins", "class_name": "function"',
+                         '"activation": {"value": [')   # a lambda activation, saved as bytecode
+
+
+def load_model(path: Path):
+    """The student's saved model, loaded without running any code of theirs (safe_mode)."""
+    import keras
+
+    # An activation passed as a function (tf.nn.swish) is saved by its name alone: Keras' own
+    # activations are safe to resolve by name.
+    known = {name: fn for name, fn in vars(keras.activations).items() if callable(fn) and not name.startswith("_")}
+    return keras.saving.load_model(path, compile=False, safe_mode=True, custom_objects=known)
+
+
+def _load_error(path: Path, exc: Exception) -> str:
+    try:
+        with zipfile.ZipFile(path) as saved:
+            config = saved.read("config.json").decode("utf-8", errors="replace")
+    except (OSError, KeyError, zipfile.BadZipFile):
+        config = ""
+    if any(marker in config for marker in NOTEBOOK_CODE_MARKERS):
+        return ("le modèle utilise du code Python écrit dans le notebook (fonction lambda ou def, couche Lambda) : "
+                "par sécurité, le correcteur ne l'exécute pas. Utilisez les activations et couches de Keras, "
+                "par exemple activation='tanh' ou keras.layers.LeakyReLU()")
+    return f"le modèle n'a pas pu être rechargé pour la correction ({type(exc).__name__})"
+
+
 def _fit_call(raw: dict, test_hashes: set[str]) -> FitCall:
     batch = raw.get("batch_size")
     epochs = raw.get("epochs") if raw.get("epochs") is not None else 1
@@ -193,11 +221,10 @@ def load_question(capture_dir: Path, question: str, mnist: Mnist, failure: str |
             "le modèle n'a pas pu être enregistré pour la correction"
         return art
 
-    import keras
     try:
-        model = keras.saving.load_model(qdir / "model.keras", compile=False, safe_mode=True)
+        model = load_model(qdir / "model.keras")
     except Exception as exc:  # noqa: BLE001 - any loading failure is the student's model, not ours
-        art.model_error = f"le modèle n'a pas pu être rechargé pour la correction ({type(exc).__name__})"
+        art.model_error = _load_error(qdir / "model.keras", exc)
         return art
     art.model = describe_model(model)
     if not measure_accuracy:   # the public check has no accuracy check to feed

@@ -13,6 +13,8 @@ TRAIN_SIZE = 60000
 TEST_SIZE = 10000
 SOFTMAX_LAYERS = {"Softmax"}
 PASS_THROUGH = {"Dropout", "ActivityRegularization", "GaussianNoise", "GaussianDropout", "AlphaDropout"}
+ACTIVATION_LAYERS = {"ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax", "ThresholdedReLU"}   # non-linear by nature
+LINEAR = (None, "linear")
 
 
 def question_ran(art: QuestionArtifacts) -> None:
@@ -94,23 +96,28 @@ def fit_arguments(art: QuestionArtifacts, batch_size: int = 128, epochs: int = 5
         f"nombre d'époques demandé : {', '.join(str(f.epochs) for f in fits)}.")
 
 
-def hidden_dense_layer(art: QuestionArtifacts, activations: tuple = ("relu", "sigmoid"), min_layers: int = 1) -> None:
-    model = _model(art)
-    layers = _effective_layers(model)
+def _non_linear(layer) -> bool:
+    if layer.class_name in ACTIVATION_LAYERS:
+        return True
+    return layer.class_name in ("Dense", "Activation") and layer.activation not in LINEAR
+
+
+def _hidden_dense_non_linear(layers) -> list[int]:
+    """Hidden Dense layers followed by a non-linearity: their own activation, or an activation layer
+    before the next Dense (``Dense(128)``, ``BatchNormalization()``, ``Activation('tanh')`` counts)."""
     dense = [i for i, layer in enumerate(layers) if layer.class_name == "Dense"]
-    hidden = []
-    for i in dense[:-1]:
-        activation = layers[i].activation
-        if activation in (None, "linear") and i + 1 < len(layers):
-            nxt = layers[i + 1]
-            if nxt.class_name in ("Activation", "ReLU"):
-                activation = nxt.activation
-        if activation in activations:
-            hidden.append(i)
+    return [i for i, nxt in zip(dense, dense[1:]) if any(_non_linear(layer) for layer in layers[i:nxt])]
+
+
+def hidden_dense_layer(art: QuestionArtifacts, min_layers: int = 1) -> None:
+    # The seed's advice ('relu' or 'sigmoid') is not the rubric: any non-linearity makes the network
+    # deeper, while stacked linear layers are the same model as before.
+    hidden = _hidden_dense_non_linear(_model(art).layers)
     what = "une couche Dense cachée" if min_layers == 1 else f"{min_layers} couches Dense cachées"
     assert len(hidden) >= min_layers, (
-        f"Le réseau doit comporter au moins {what} avec une activation "
-        f"{' ou '.join(repr(a) for a in activations)} avant la couche de sortie.")
+        f"Le réseau doit comporter au moins {what} avec une activation non linéaire (par exemple 'relu' ou "
+        "'sigmoid') avant la couche de sortie : sans non-linéarité, des couches Dense empilées reviennent au "
+        "modèle précédent.")
 
 
 def min_accuracy(art: QuestionArtifacts, threshold: float) -> None:

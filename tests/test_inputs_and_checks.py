@@ -93,15 +93,42 @@ def test_fit_arguments():
         checks.fit_arguments(art(fits=[fit("q2", 128, 5)], question="q3"))
 
 
-def test_hidden_dense_layer():
-    hidden = Layer("Dense", 128, "relu", 784)
-    checks.hidden_dense_layer(art(model(BN, hidden, OUT)))
-    checks.hidden_dense_layer(art(model(BN, Layer("Dense", 64, "linear", 784),
-                                        Layer("Activation", None, "relu", 64), OUT)))
+def dense(units, activation="linear"):
+    return Layer("Dense", units, activation, 784)
+
+
+@pytest.mark.parametrize("hidden", [
+    *[(dense(128, a),) for a in ("relu", "sigmoid", "tanh", "elu", "selu", "gelu", "leaky_relu", "silu",
+                                 "softplus", "mish", "relu6")],
+    (dense(64), Layer("Activation", None, "relu", 64)),
+    (dense(64), Layer("Activation", None, "tanh", 64)),
+    (dense(64), Layer("LeakyReLU")),
+    (dense(64), Layer("PReLU")),
+    (dense(64), Layer("ELU")),
+    (dense(64), Layer("ReLU", activation="relu")),
+    (dense(64), Layer("BatchNormalization", features=64), Layer("Activation", None, "softplus", 64)),
+    (dense(64), Layer("Dropout"), Layer("LeakyReLU")),
+    (dense(256, "linear"), dense(128, "tanh")),          # one linear, one non-linear hidden layer
+])
+def test_hidden_dense_layer_accepts_any_non_linearity(hidden):
+    checks.hidden_dense_layer(art(model(BN, *hidden, OUT)))
+
+
+@pytest.mark.parametrize("hidden", [
+    (),
+    (dense(64),),                                           # no activation: still a linear model
+    (dense(64, "linear"), Layer("Activation", None, "linear", 64)),
+    (dense(64), Layer("Dropout"), Layer("BatchNormalization", features=64)),
+    (dense(64), dense(32)),
+])
+def test_hidden_dense_layer_refuses_linear_stacks(hidden):
+    with pytest.raises(AssertionError, match="couche Dense cachée avec une activation non linéaire"):
+        checks.hidden_dense_layer(art(model(BN, *hidden, OUT)))
+
+
+def test_non_linearity_after_the_output_layer_is_not_hidden():
     with pytest.raises(AssertionError, match="couche Dense cachée"):
-        checks.hidden_dense_layer(art(model(BN, OUT)))
-    with pytest.raises(AssertionError, match="couche Dense cachée"):
-        checks.hidden_dense_layer(art(model(BN, Layer("Dense", 64, "tanh", 784), OUT)))
+        checks.hidden_dense_layer(art(model(BN, dense(10), Layer("Softmax", activation="softmax"))))
 
 
 def test_min_accuracy_and_test_contamination():
