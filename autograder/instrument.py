@@ -51,8 +51,8 @@ def preamble_source(mnist_path: Path, capture_dir: Path, seed: int, threads: int
     ])
 
 
-def _call(fn: str, question: str) -> str:
-    return f"__import__({RUNTIME_MODULE!r}).{fn}({question!r})"
+def _call(fn: str, *args) -> str:
+    return f"__import__({RUNTIME_MODULE!r}).{fn}({', '.join(map(repr, args))})"
 
 
 def should_run(cell: PlannedCell) -> bool:
@@ -68,9 +68,12 @@ def build_plan(cell_map: CellMap, preamble: str) -> list[Step]:
             last_of[c.question] = i
     current = None
     for i, c in runnable:
-        if c.question != current and c.question is not None:
-            steps.append(Step("begin", _call("begin", c.question), c.question))
-        current = c.question
+        # The recorder tells the exercise cell's calls (and its given lines) from those of cells a student
+        # added: a question is graded on the model its own cell works on.
+        if c.question is not None and (c.question, c.exercise) != current:
+            given = list(cell_map.given.get(c.question, ())) if c.exercise else []
+            steps.append(Step("begin", _call("begin", c.question, c.exercise, given), c.question))
+        current = (c.question, c.exercise)
         steps.append(Step("cell", c.source, c.question, c, i))
         if c.question is not None and last_of[c.question] == i:
             steps.append(Step("capture", _call("capture", c.question), c.question))

@@ -9,6 +9,7 @@ exports each question's artifacts for the clean scoring process.
 import hashlib
 import inspect
 import json
+import linecache
 import os
 import random
 import sys
@@ -152,7 +153,7 @@ def _record(kind, model, fn, args, kwargs):
     x_info, x_arr = _describe_input(a.get("x"))
     entry = {
         "kind": kind,
-        "question": _state["question"],
+        **_origin(),
         "model": _uid(model),
         "x": x_info,
     }
@@ -210,7 +211,7 @@ def _wrap_call(original):
         if _state["depth"] or not args or _as_array_if_concrete(args[0]) is None:
             return original(self, *args, **kwargs)
         x_info, x_arr = _describe_input(args[0])
-        entry = {"kind": "predict", "via": "__call__", "question": _state["question"],
+        entry = {"kind": "predict", "via": "__call__", **_origin(),
                  "model": _uid(self), "x": x_info}
         if x_arr is not None and x_arr.ndim and x_arr.shape[0] == TEST_ROWS:
             _state["last_inputs"][(entry["model"], "predict")] = x_arr
@@ -273,9 +274,31 @@ def install(config):
     model_cls.__call__ = _wrap_call(model_cls.__call__)
 
 
-def begin(question):
+def begin(question, exercise=True, given=()):
+    """Before a question's cells: ``exercise`` for its own cell, False for cells the student added."""
+    if _state["question"] != question:
+        _state["model_before"] = id(_user_namespace().get("model"))
     _state["question"] = question
-    _state["model_before"] = id(_user_namespace().get("model"))
+    _state["exercise"] = exercise
+    _state["given"] = frozenset(given)
+
+
+def _notebook_line():
+    """The notebook line that made the current call (IPython keeps each cell's source in linecache)."""
+    user_globals = _user_namespace()
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals is not user_globals:
+        frame = frame.f_back
+    if frame is None:
+        return None
+    return linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
+
+
+def _origin():
+    """Where a call comes from: its question, whether from the exercise cell, whether from a given line."""
+    exercise = bool(_state.get("exercise")) and _state["question"] is not None
+    return {"question": _state["question"], "exercise": exercise,
+            "given": exercise and _notebook_line() in _state.get("given", ())}
 
 
 def _user_namespace():
@@ -286,12 +309,19 @@ def _user_namespace():
 
 
 def _choose_model(question):
-    """The question's model: the last one trained in it, else the last one used, else `model`."""
-    calls = [c for c in _state["calls"] if c.get("question") == question and "model" in c]
+    """The model the question's own cell works on: the one its given code calls, else the one the cell
+    itself calls last; cells a student added count only through it.  Failing that (the cell made no
+    call), the last model trained in the question, else the last one used, else `model`."""
+    models = _state["models"]
+    calls = [c for c in _state["calls"] if c.get("question") == question and c.get("model") in models]
+    exercise = [c for c in calls if c.get("exercise")]
+    for pool, how in (([c for c in exercise if c.get("given")], "given"), (exercise, "exercise")):
+        if pool:
+            return models[pool[-1]["model"]], how
     for kinds in (("fit",), ("evaluate", "predict")):
         for call in reversed(calls):
-            if call["kind"] in kinds and call["model"] in _state["models"]:
-                return _state["models"][call["model"]], "trained" if kinds == ("fit",) else "used"
+            if call["kind"] in kinds:
+                return models[call["model"]], "trained" if kinds == ("fit",) else "used"
     # `model` counts only if the question (re)assigned it: a model given before it proves nothing.
     candidate = _user_namespace().get("model")
     import keras

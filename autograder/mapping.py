@@ -46,6 +46,7 @@ class PlannedCell:
     master_id: str | None = None
     tags: tuple[str, ...] = ()
     restored: bool = False     # instructor source differed and was put back
+    exercise: bool = False     # the student's version of the question's own cell (not a cell they added)
 
 
 @dataclass
@@ -53,6 +54,7 @@ class CellMap:
     cells: list[PlannedCell]
     missing_questions: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    given: dict[str, tuple[str, ...]] = field(default_factory=dict)   # question -> code lines the template gives
 
     def question_cells(self, question: str) -> list[PlannedCell]:
         return [c for c in self.cells if c.question == question]
@@ -150,7 +152,7 @@ def map_cells(submission: nbformat.NotebookNode, masters: list[MasterCell]) -> C
             continue
         if label is not None:
             planned.append(PlannedCell(ctype, cell.get("source", ""), "question", label.question, j,
-                                       label.grade_id))
+                                       label.grade_id, exercise=True))
             continue
         question = _place(j, cells, labels, masters, claimed) if ctype == "code" else None
         planned.append(PlannedCell(ctype, cell.get("source", ""), "question" if question else "free",
@@ -159,7 +161,24 @@ def map_cells(submission: nbformat.NotebookNode, masters: list[MasterCell]) -> C
     _reinsert_deleted_instructor_cells(planned, masters, notes)
     present = {c.question for c in planned if c.question}
     missing = [m.question for m in masters if m.question and m.question not in present]
-    return CellMap(planned, missing, notes)
+    for m in masters:
+        if m.question in present:
+            _mark_exercise(planned, m)
+    given = {m.question: given_lines(m.source) for m in masters if m.question}
+    return CellMap(planned, missing, notes, given)
+
+
+def given_lines(source: str) -> tuple[str, ...]:
+    """The code lines of a question cell that the template already gives (the placeholder never runs)."""
+    lines = (line.strip() for line in source.splitlines())
+    return tuple(line for line in lines if line and not line.startswith("#"))
+
+
+def _mark_exercise(planned: list[PlannedCell], master: MasterCell) -> None:
+    """When an editor dropped the metadata, the exercise cell is the question's cell closest to the template's."""
+    cells = [c for c in planned if c.question == master.question and c.cell_type == "code"]
+    if cells and not any(c.exercise for c in cells):
+        max(cells, key=lambda c: _similarity(master.source, c.source)).exercise = True
 
 
 def _place(j, cells, labels, masters, claimed) -> str | None:

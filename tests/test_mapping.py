@@ -81,6 +81,34 @@ def test_plan_captures_after_each_questions_last_cell_and_skips_otter_ignore():
     kinds = [(s.kind, s.question) for s in steps if s.kind != "cell" or s.question]
     assert kinds[0] == ("preamble", None)
     q2 = [k for k in kinds if k[1] == "q2"]
-    assert q2 == [("begin", "q2"), ("cell", "q2"), ("cell", "q2"), ("capture", "q2")]
+    assert q2 == [("begin", "q2"), ("cell", "q2"), ("begin", "q2"), ("cell", "q2"), ("capture", "q2")]
     sources = [s.source for s in steps]
     assert not any("LogisticRegression(" in s for s in sources)
+
+
+@pytest.mark.parametrize("prepare", [lambda nb: nb, strip], ids=["metadata", "stripped"])
+def test_the_exercise_cell_is_told_from_cells_the_student_added(prepare):
+    nb = student()
+    q3 = index_of(nb, "q3")
+    nb.cells[q3].source = nb.cells[q3].source.replace("< Compléter >", "model.fit(X_train, y_train, batch_size=128, epochs=5)")
+    nb.cells.insert(q3 + 1, nbformat.v4.new_code_cell("essai = keras.Sequential()\nessai.fit(X_train[:100], y_train[:100])"))
+    nb.cells.insert(q3, nbformat.v4.new_code_cell("print('avant q3')"))      # placed in q2, as it follows q2
+    cell_map = map_cells(prepare(nb), MASTERS)
+    exercise = {c.question: c.source for c in cell_map.cells if c.exercise}
+    assert sorted(exercise) == ["q1", "q2", "q3", "q4"]
+    assert exercise["q3"].startswith("# Entrainer le réseau avec 5 époques")
+    added = {c.source.splitlines()[0]: (c.question, c.exercise) for c in cell_map.cells if c.student_index in (q3, q3 + 2)}
+    assert added["essai = keras.Sequential()"] == ("q3", False)
+    assert added["print('avant q3')"][1] is False     # q2 with metadata, q3 without: never the exercise
+    assert "accuracy = model.evaluate(X_test, y_test)[1]" in cell_map.given["q3"]
+    assert not any(line.startswith("#") for line in cell_map.given["q3"])
+
+
+def test_plan_tells_the_recorder_which_cells_are_the_exercise_and_which_lines_are_given():
+    nb = student()
+    q4 = index_of(nb, "q4")
+    nb.cells.insert(q4 + 1, nbformat.v4.new_code_cell("print('ajout')"))
+    steps = [s for s in build_plan(map_cells(nb, MASTERS), "PREAMBLE") if s.question == "q4"]
+    assert [s.kind for s in steps] == ["begin", "cell", "begin", "cell", "capture"]
+    assert "begin('q4', True, [" in steps[0].source and "accuracy = model.evaluate(X_test, y_test)[1]" in steps[0].source
+    assert steps[2].source.endswith("begin('q4', False, [])")

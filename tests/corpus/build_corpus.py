@@ -80,6 +80,37 @@ Q4 = q4("model = keras.models.Sequential()\n"
         "model.add(keras.layers.Dense(10, activation='softmax'))")
 
 SOLUTION = {"q1": Q1, "q2": Q2, "q3": Q3, "q4": Q4}
+Q123_FAILING = ALL_CHECKS[:10]
+
+
+def sequential(hidden: str) -> str:
+    return ("model = keras.Sequential([\n    keras.layers.BatchNormalization(input_shape=(784,)),\n    "
+            f"{hidden}\n    keras.layers.Dense(10, activation='softmax'),\n])")
+
+
+def dense(activation: str) -> str:
+    return sequential(f"keras.layers.Dense(128, activation={activation}),")
+
+
+def q4_only(build: str, fit: str = "model.fit(X_train, y_train, batch_size=128, epochs=2)") -> dict:
+    """Only q4 answered (q1-q3 as released, so they fail at once): a fast notebook for one q4 rule."""
+    return {"q1": None, "q2": None, "q3": None, "q4": q4(build, fit=fit)}
+
+
+EXPLORE_Q1 = """\
+# Essai : un autre modèle, affecté à la même variable
+model = keras.models.Sequential([keras.layers.Dense(10, activation='sigmoid', input_shape=(784,))])
+model.compile(optimizer='sgd', loss='mse')
+model.fit(X_train[:500], y_train[:500])
+"""
+
+EXPLORE_Q3 = """\
+# Essai : un modèle plus petit, sur moins de données
+essai = keras.models.Sequential([keras.layers.Dense(10, activation='softmax', input_shape=(784,))])
+essai.compile(optimizer='adam', loss='categorical_crossentropy', metrics=['accuracy'])
+essai.fit(X_train[:1000], y_train[:1000])
+print(essai.evaluate(X_test, y_test))
+"""
 
 # name -> (question sources replacing the solution's, checks expected to fail, options)
 CASES: dict[str, tuple[dict, list[str], dict]] = {
@@ -123,7 +154,17 @@ CASES: dict[str, tuple[dict, list[str], dict]] = {
             "reseau.add(tfk.layers.Dense(10, activation='softmax'))\nmodel = reseau",
             fit="reseau.fit(X_train_s, y_train, epochs=5, batch_size=128)",
             evaluate="accuracy = reseau.evaluate(X_test_s, y_test)[1]").replace("model.compile", "reseau.compile"),
-    }, [], {"strip_metadata": True, "split_q4_cell": True}),
+    }, [], {"strip_metadata": True, "split_q4_cell": True, "add_cells": [("q3", EXPLORE_Q3)]}),
+    # Exploratory cells added after a question: the question is graded on its own cell's model.
+    "exploratory_cells": ({}, [], {"add_cells": [("q1", EXPLORE_Q1), ("q3", EXPLORE_Q3)]}),
+    # The seed's advice (relu or sigmoid) is not the rubric: any non-linearity counts (q4 only, 2 epochs).
+    "q4_tanh": (q4_only(dense("'tanh'")), Q123_FAILING, {}),
+    "q4_tf_function_and_leaky_layer": (q4_only(
+        "import tensorflow as tf\n" + sequential("keras.layers.Dense(128, activation=tf.nn.swish),\n"
+                                                  "    keras.layers.Dense(64),\n    keras.layers.LeakyReLU(),")),
+        Q123_FAILING, {}),
+    "q4_linear_stack": (q4_only(sequential("keras.layers.Dense(128),\n    keras.layers.Dense(64, activation='linear'),")),
+                        Q123_FAILING + ["q4.1", "q4.4"], {}),
     # Hostile code: the rest of the notebook is graded normally.
     "infinite_loop_q1": ({"q1": Q1 + "\nwhile True:\n    pass\n"}, ["q1.1", "q1.2", "q1.3", "q1.4"], {}),
     "os_exit_q1": ({"q1": "import os\n" + Q1 + "os._exit(1)\n"}, ["q1.1", "q1.2", "q1.3", "q1.4"], {}),
@@ -175,6 +216,9 @@ def build(name: str, sources: dict | None, options: dict) -> nbformat.NotebookNo
             q = cell.metadata.get("autograder", {}).get("question")
             if q and filled[q] is not None:     # None keeps the released placeholder
                 cell.source = filled[q]
+    for question, source in options.get("add_cells", []):
+        i = next(i for i, c in enumerate(nb.cells) if c.metadata.get("autograder", {}).get("question") == question)
+        nb.cells.insert(i + 1, nbformat.v4.new_code_cell(source))
     if options.get("split_q4_cell"):
         i = next(i for i, c in enumerate(nb.cells) if c.metadata.get("autograder", {}).get("question") == "q4")
         head, found, tail = nb.cells[i].source.partition("\nreseau = ")
