@@ -38,7 +38,7 @@ class ModelInfo:
 @dataclass(frozen=True)
 class FitCall:
     question: str | None
-    batch_size: int                  # effective value (Keras' default when omitted)
+    batch_size: int | None           # effective value (Keras' default when omitted); None: unknown
     epochs: int                      # epochs asked for, initial_epoch accounted for
     batch_size_how: str
     epochs_how: str
@@ -46,6 +46,7 @@ class FitCall:
     epochs_run: int | None
     test_rows: int = 0               # training rows that are test images
     raised: str | None = None
+    unreadable: str | None = None    # French: the data Keras iterated, when it could not be examined
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,30 @@ def _load_error(path: Path, exc: Exception) -> str:
     return f"le modèle n'a pas pu être rechargé pour la correction ({type(exc).__name__})"
 
 
+DATA_KINDS = {"tf.data": "un tf.data.Dataset", "generator": "un générateur Python", "PyDataset": "un keras.utils.PyDataset"}
+HIDDEN_BY = {
+    "source": "construit avec {}()",
+    "op": "transformé avec {}()",
+    "subset": "dont {}() retient des exemples au hasard",
+    "after_batch": "auquel {}() est appliqué après batch()",
+    "not_batched": "sans batch()",
+    "steps_subset": "dont steps_per_epoch ne lit qu'une partie, dans un ordre aléatoire",
+    "multiprocessing": "lu par d'autres processus (use_multiprocessing=True)",
+    "not_arrays": "dont les batchs ne sont pas des tableaux",
+    "incomplete": "dont les batchs n'ont pas tous été vus",
+}
+
+
+def _unreadable(x: dict) -> str | None:
+    """French: what a fit's data is and what hid it (``why`` as the kernel runtime records it)."""
+    why = x.get("why")
+    if not why:
+        return None
+    code, _, method = why.partition(":")
+    what = DATA_KINDS.get(x.get("kind"), f"un objet {x.get('kind')}")
+    return f"{what} {HIDDEN_BY[code].format(method)}" if code in HIDDEN_BY else what
+
+
 def _fit_call(raw: dict, test_hashes: set[str]) -> FitCall:
     batch = raw.get("batch_size")
     epochs = raw.get("epochs") if raw.get("epochs") is not None else 1
@@ -150,7 +175,7 @@ def _fit_call(raw: dict, test_hashes: set[str]) -> FitCall:
     return FitCall(
         question=raw.get("question"),
         batch_size=int(batch) if isinstance(batch, (int, np.integer)) else (
-            KERAS_DEFAULT_BATCH_SIZE if batch is None else -1),
+            None if raw.get("batch_size_how") == "data" else KERAS_DEFAULT_BATCH_SIZE if batch is None else -1),
         epochs=int(epochs) - int(initial) if isinstance(epochs, (int, np.integer)) else -1,
         batch_size_how=raw.get("batch_size_how", "default"),
         epochs_how=raw.get("epochs_how", "default"),
@@ -158,6 +183,7 @@ def _fit_call(raw: dict, test_hashes: set[str]) -> FitCall:
         epochs_run=raw.get("epochs_run"),
         test_rows=sum(1 for h in hashes if h in test_hashes),
         raised=raw.get("raised"),
+        unreadable=_unreadable(raw.get("x") or {}),
     )
 
 

@@ -7,7 +7,7 @@ all call these same functions.
 
 from __future__ import annotations
 
-from .artifacts import ModelInfo, QuestionArtifacts
+from .artifacts import FitCall, ModelInfo, QuestionArtifacts
 
 TRAIN_SIZE = 60000
 TEST_SIZE = 10000
@@ -69,13 +69,23 @@ def trained(art: QuestionArtifacts) -> None:
         f"Le modèle de la question {art.question} n'a pas été entraîné (aucun appel à model.fit réussi).")
 
 
+def _explained(rule: str, used: str, unknown: list[FitCall]) -> str:
+    """A failed rule, what was used, and why the data of the fits where it is ``unknown`` was not examined."""
+    unreadable = sorted({f.unreadable for f in unknown if f.unreadable})
+    note = (f" ; les données passées à fit ({' ; '.join(unreadable)}) n'ont pas pu être examinées : "
+            "utilisez des tableaux NumPy ou un tf.data.Dataset construit avec from_tensor_slices") if unreadable else ""
+    return f"{rule} ; {used}{note}."
+
+
 def trained_on_training_set(art: QuestionArtifacts) -> None:
     trained(art)
-    full = [f for f in art.question_fits if f.samples == TRAIN_SIZE]
-    sizes = sorted({f.samples for f in art.question_fits}, key=lambda n: (n is None, n))
-    assert full, (
-        f"Le modèle doit être entraîné avec model.fit sur les {TRAIN_SIZE} images d'entraînement "
-        f"(X_train, y_train) ; nombre d'images utilisé : {', '.join(map(str, sizes))}.")
+    fits = art.question_fits
+    full = [f for f in fits if f.samples == TRAIN_SIZE]
+    sizes = sorted({f.samples for f in fits}, key=lambda n: (n is None, n))
+    assert full, _explained(
+        f"Le modèle doit être entraîné avec model.fit sur les {TRAIN_SIZE} images d'entraînement (X_train, y_train)",
+        f"nombre d'images utilisé : {', '.join('inconnu' if n is None else str(n) for n in sizes)}",
+        [f for f in fits if f.samples is None])
 
 
 def predicted_test_set(art: QuestionArtifacts) -> None:
@@ -88,9 +98,12 @@ def predicted_test_set(art: QuestionArtifacts) -> None:
 def fit_arguments(art: QuestionArtifacts, batch_size: int = 128, epochs: int = 5) -> None:
     trained(art)
     fits = art.question_fits
-    assert any(f.batch_size == batch_size for f in fits), (
-        f"L'entraînement doit utiliser des batchs de taille {batch_size} (batch_size={batch_size}) ; "
-        f"taille utilisée : {', '.join(str(f.batch_size) for f in fits)}.")
+    used = ["inconnue" if f.batch_size is None else
+            f"{f.batch_size} (fixée par les données passées à fit)" if f.batch_size_how == "data" else str(f.batch_size)
+            for f in fits]
+    assert any(f.batch_size == batch_size for f in fits), _explained(
+        f"L'entraînement doit utiliser des batchs de taille {batch_size} (batch_size={batch_size})",
+        f"taille utilisée : {', '.join(used)}", [f for f in fits if f.batch_size is None])
     assert any(f.batch_size == batch_size and f.epochs == epochs for f in fits), (
         f"L'entraînement doit durer {epochs} époques (epochs={epochs}) ; "
         f"nombre d'époques demandé : {', '.join(str(f.epochs) for f in fits)}.")

@@ -51,19 +51,24 @@ def _uid(model):
 
 
 def _as_array(x):
-    """A NumPy view of array-like inputs; None for datasets, generators, dicts."""
+    """A NumPy view of array-like inputs; None for datasets, generators, dicts.
+
+    A list or tuple of arrays is not one array: Keras reads it as several inputs (or, for
+    ``fit(x=(X, y))``, as a mistake), so it is left to ``_first_leaf``.
+    """
     if isinstance(x, np.ndarray):
         return x
-    if isinstance(x, (list, tuple)) and x and all(isinstance(v, (int, float, list, np.ndarray)) for v in x[:1]):
+    if isinstance(x, (list, tuple)) and x and all(isinstance(v, (int, float, list)) for v in x[:1]):
         try:
             return np.asarray(x)
         except Exception:
             return None
-    if hasattr(x, "numpy") and hasattr(x, "shape"):
-        try:
-            return np.asarray(x.numpy())
-        except Exception:
-            return None
+    for attr in ("numpy", "to_numpy"):   # tensors; pandas
+        if hasattr(x, attr) and hasattr(x, "shape"):
+            try:
+                return np.asarray(getattr(x, attr)())
+            except Exception:
+                return None
     return None
 
 
@@ -107,18 +112,313 @@ def _fingerprint_training(entry, rows):
     _state["fit_heads"][entry["model"]] = np.array(rows[:HEAD_ROWS], copy=True)
 
 
-def _describe_input(x):
-    arr = _as_array(x)
-    if arr is None:
-        return {"kind": type(x).__name__, "n": None}, None
-    info = {
-        "kind": "array",
+def _array_info(arr, kind="array"):
+    return {
+        "kind": kind,
         "n": int(arr.shape[0]) if arr.ndim else None,
         "shape": list(arr.shape),
         "dtype": str(arr.dtype),
         "sha256": hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest(),
     }
-    return info, arr
+
+
+def _describe_input(x, training=False):
+    """What a call's ``x`` is, and its rows as one array when they can be read.
+
+    Arrays describe themselves; a structure of arrays (several inputs, or ``fit(x=(X, y))``)
+    through its first input.  Data that Keras iterates itself (tf.data, generators,
+    PyDataset) gets ``batch``, the batch size the data imposes, and ``why`` while something
+    could not be read.  ``training`` accepts the rows the samples come from even when the
+    model sees them reordered (shuffle) or transformed (map), for fingerprints.
+    """
+    arr, kind = _as_array(x), "array"
+    if arr is None and isinstance(x, (list, tuple, dict)):
+        arr, kind = _as_array(_first_leaf(x)), "structure"
+    if arr is not None:
+        return _array_info(arr, kind), arr
+    if _inherits(x, "DatasetV2", "tensorflow.python"):
+        try:
+            return _describe_dataset(x, training)
+        except Exception as exc:    # a pipeline this runtime does not know: say so, keep the call
+            return {"kind": "tf.data", "n": None, "batch": None, "why": "error", "record_error": repr(exc)}, None
+    if inspect.isgenerator(x) or _inherits(x, "PyDataset", "keras"):
+        # Read during the fit by _follow_data; until then nothing is known.
+        return {"kind": "generator" if inspect.isgenerator(x) else "PyDataset", "n": None, "batch": None,
+                "why": "incomplete"}, None
+    return {"kind": type(x).__name__, "n": None, "batch": None, "why": "type"}, None
+
+
+def _first_leaf(x):
+    """The first input of a structure, in the order Keras flattens it (dict keys sorted)."""
+    for _ in range(100):
+        if isinstance(x, dict) and x:
+            x = x[sorted(x, key=str)[0]]
+        elif isinstance(x, (list, tuple)) and x:
+            x = x[0]
+        else:
+            break
+    return x
+
+
+def _inherits(x, name, module):
+    return any(c.__name__ == name and module in str(c.__module__) for c in type(x).__mro__)
+
+
+# --- Data that Keras iterates itself --------------------------------------------------------
+# The batch size comes from the data, not from fit's batch_size argument.  tf.data pipelines are
+# read statically, never iterated (iterating would advance their shuffle seeds and change what
+# the fit sees); generators and PyDatasets are followed while Keras pulls their batches.
+
+FINGERPRINT_ROWS = 70000   # rows of such data fingerprinted at most: all of MNIST's images
+BATCH_OPS = {"_BatchDataset", "_ParallelBatchDataset", "_PaddedBatchDataset"}
+# Operations that keep a pipeline's samples: some reorder them, some change their values.
+KEEP_SAMPLES = {"_PrefetchDataset", "_OptionsDataset", "CacheDataset", "_CacheDataset", "_AssertCardinalityDataset",
+                "_MapDataset", "_ParallelMapDataset", "_ShuffleDataset", "_RepeatDataset"}
+REORDER = {"_ShuffleDataset", "_RepeatDataset"}
+CHANGE_VALUES = {"_MapDataset", "_ParallelMapDataset"}
+SLICE_OPS = {"_TakeDataset", "_SkipDataset", "_ShardDataset"}
+SOURCES = {"Tensor": "from_tensors", "TensorSlice": "from_tensor_slices", "Generator": "from_generator"}
+
+
+def _method(ds):
+    """The tf.data method that made a dataset: _ParallelMapDataset -> 'map'."""
+    func = getattr(getattr(ds, "_map_func", None), "_func", None)
+    if "from_generator" in getattr(func, "__qualname__", ""):
+        return "from_generator"     # a flat_map over one tensor, inside
+    name = type(ds).__name__.strip("_").replace("Parallel", "")
+    name = name[:-len("Dataset")] if name.endswith("Dataset") else name
+    return SOURCES.get(name) or "".join("_" + c.lower() if c.isupper() and i else c.lower()
+                                        for i, c in enumerate(name))
+
+
+def _hidden_by(ds):
+    method = _method(ds)
+    return ("op:" if hasattr(ds, "_input_dataset") and method != "from_generator" else "source:") + method
+
+
+def _cardinality(ds):
+    count = int(ds.cardinality())
+    return count if count >= 0 else None
+
+
+def _slice_rows(ds, rows):
+    name = type(ds).__name__
+    if name == "_ShardDataset":
+        return rows[int(ds._index)::int(ds._num_shards)]
+    count = int(ds._count)
+    if name == "_TakeDataset":
+        return rows if count < 0 else rows[:count]
+    return rows[len(rows) if count < 0 else count:]
+
+
+def _dataset_rows(ds, depth=0):
+    """The x rows an unbatched tf.data pipeline draws its samples from (one pass), read statically.
+
+    Returns (rows, ordered, raw, why): rows, or None and what hid them; whether the rows are in
+    the order the pipeline yields them; whether no map changed their values.
+    """
+    name = type(ds).__name__
+    child = getattr(ds, "_input_dataset", None)
+    if name == "_TensorSliceDataset":
+        return np.asarray(ds._tensors[0].numpy()), True, True, None
+    if name == "_ZipDataset":
+        rows, ordered, raw, why = _dataset_rows(_first_leaf(ds._datasets), depth + 1)
+        count = _cardinality(ds)
+        if rows is not None and count is not None and count < len(rows):
+            return (rows[:count], ordered, raw, None) if ordered else (None, False, raw, "subset:zip")
+        return rows, ordered, raw, why
+    if name == "_ConcatenateDataset":
+        parts = [_dataset_rows(d, depth + 1) for d in (child, ds._dataset_to_concatenate)]
+        hidden = [p for p in parts if p[0] is None]
+        if hidden:
+            return hidden[0]
+        return np.concatenate([p[0] for p in parts]), parts[0][1] and parts[1][1], parts[0][2] and parts[1][2], None
+    if child is None or depth > 100 or name not in KEEP_SAMPLES | SLICE_OPS:
+        return None, False, False, _hidden_by(ds)
+    rows, ordered, raw, why = _dataset_rows(child, depth + 1)
+    if rows is not None and name in SLICE_OPS:
+        if not ordered:
+            return None, False, raw, "subset:" + _method(ds)   # a random subset: shuffle, then take
+        rows = _slice_rows(ds, rows)
+    return rows, ordered and name not in REORDER, raw and name not in CHANGE_VALUES, why
+
+
+def _describe_dataset(ds, training):
+    """A tf.data pipeline, read without iterating it: batch size, samples in one pass, their x rows."""
+    info = {"kind": "tf.data", "n": None, "batch": None}
+    node, ordered, raw, counted = ds, True, True, True
+    for _ in range(100):    # down to the batch operation: what happens above it acts on whole batches
+        name = type(node).__name__
+        if name in BATCH_OPS:
+            break
+        if name == "_ZipDataset":   # zip(batched x, batched y): the inputs are the first
+            node = _first_leaf(node._datasets)
+            continue
+        child = getattr(node, "_input_dataset", None)
+        if child is None or name not in KEEP_SAMPLES | SLICE_OPS | {"_FilterDataset"}:
+            info["why"] = "not_batched" if name == "_TensorSliceDataset" else _hidden_by(node)
+            return info, None
+        if name not in KEEP_SAMPLES and counted:
+            counted, info["why"] = False, "after_batch:" + _method(node)
+        ordered, raw, node = ordered and name not in REORDER, raw and name not in CHANGE_VALUES, child
+    else:
+        info["why"] = _hidden_by(node)
+        return info, None
+    info["batch"] = int(node._batch_size)
+    if not counted:
+        return info, None
+    elements = node._input_dataset
+    rows, rows_ordered, rows_raw, why = _dataset_rows(elements)
+    ordered, raw = ordered and rows_ordered, raw and rows_raw
+    info["n"] = len(rows) if rows is not None else _cardinality(elements)
+    if bool(node._drop_remainder) and info["n"] is not None and info["batch"] > 0 and _cardinality(elements) is not None:
+        info["n"] -= info["n"] % info["batch"]
+        rows = rows[:info["n"]] if rows is not None and ordered else rows
+    if why:
+        info["why"] = why
+    if rows is None or not rows.ndim or not (training or (ordered and raw)):
+        return info, None
+    kept = rows[:FINGERPRINT_ROWS] if training else rows
+    info.update(_array_info(kept, "tf.data"), n=info["n"], fingerprinted=len(kept), ordered=ordered, raw=raw)
+    return info, kept
+
+
+class _Batches:
+    """The x rows of the batches Keras pulls from a generator or a PyDataset during one fit.
+
+    Batches are kept by index, first epoch only, copied (a generator may refill one buffer)
+    and at most FINGERPRINT_ROWS rows in all.  Never raises.
+    """
+
+    def __init__(self, steps):
+        self.steps = steps          # batches in the first epoch when fit was given steps_per_epoch
+        self.sizes = {}             # index -> rows in that batch (None: not an array)
+        self.rows = {}              # index -> copied rows, while under the cap
+        self.kept = 0
+        self.pulled = 0
+        self.exhausted = False
+
+    def add(self, index, batch):
+        try:
+            index = int(index)
+            if index in self.sizes or (self.steps is not None and index >= self.steps):
+                return
+            x = batch[0] if isinstance(batch, (list, tuple)) and batch else batch    # (x, y[, w]), or x
+            arr = _as_array(_first_leaf(x))
+            self.sizes[index] = len(arr) if arr is not None and arr.ndim else None
+            room = FINGERPRINT_ROWS - self.kept
+            if self.sizes[index] and room > 0:
+                self.rows[index] = np.array(arr[:room], copy=True)
+                self.kept += len(self.rows[index])
+        except Exception:
+            pass
+
+
+def _pass_through(generator, batches):
+    """Yields exactly what ``generator`` yields, noting each batch on its way to Keras."""
+    for batch in generator:
+        batches.add(batches.pulled, batch)
+        batches.pulled += 1
+        yield batch
+    batches.exhausted = True
+
+
+def _watch_items(dataset, batches):
+    """Note the batches Keras reads from one PyDataset; returns the function that stops it.
+
+    Python looks ``dataset[i]`` up on the class, so the class's ``__getitem__`` is wrapped
+    (for this instance only, returning what the original returns) until the fit ends.
+    """
+    cls = type(dataset)
+    own = cls.__dict__.get("__getitem__")
+    read = cls.__getitem__
+
+    def __getitem__(self, index):
+        item = read(self, index)
+        if self is dataset:
+            batches.add(index, item)
+        return item
+
+    cls.__getitem__ = __getitem__
+
+    def restore():
+        if own is None:
+            del cls.__getitem__
+        else:
+            cls.__getitem__ = own
+    return restore
+
+
+def _finish_batches(entry, batches, epoch, why=None):
+    """Fill a fit's entry from the batches seen; ``epoch`` batches make its first epoch (None: unknown)."""
+    info, sizes = entry["x"], batches.sizes
+    if sizes:
+        info["batch"] = sizes[min(sizes)]    # the first batch: the last one may be smaller
+    entry["batch_size"], entry["batch_size_how"] = info["batch"], "data"
+    if None in sizes.values():
+        why = "not_arrays"
+    if why or epoch is None or any(sizes.get(i) is None for i in range(epoch)):
+        info["why"] = why or ("multiprocessing" if info.get("multiprocessing") else "incomplete")
+        return
+    info.pop("why", None)
+    info["n"] = sum(sizes[i] for i in range(epoch))
+    parts = [batches.rows[i] for i in range(epoch) if i in batches.rows]
+    if parts:
+        rows = np.concatenate(parts)
+        info.update(_array_info(rows, info["kind"]), n=info["n"], fingerprinted=len(rows), ordered=True, raw=True)
+        _fingerprint_training(entry, rows)
+
+
+def _follow_data(kind, entry, fit, model, args, kwargs):
+    """Before a fit: how to call it, and what to run once it is over (None: nothing).
+
+    A generator is handed to Keras through a pass-through generator; a PyDataset is watched
+    while Keras reads it.  A fit on rows that a map transforms leaves no training head (it
+    would not be in the model's input space).  Never raises: on any failure the fit is called
+    as the student wrote it.
+    """
+    try:
+        info = entry["x"] if kind == "fit" and entry is not None and "model" in entry else {}
+        if info.get("raw") is False:
+            _state["fit_heads"].pop(entry["model"], None)
+        if info.get("kind") not in ("generator", "PyDataset"):
+            return args, kwargs, None
+        x = args[0] if args else kwargs.get("x")
+        steps = entry.get("steps_per_epoch")
+        steps = int(steps) if isinstance(steps, (int, np.integer)) and steps > 0 else None
+        batches = _Batches(steps)
+        if info["kind"] == "generator":
+            tapped = _pass_through(x, batches)
+            args, kwargs = ((tapped,) + tuple(args[1:]), kwargs) if args else (args, {**kwargs, "x": tapped})
+
+            def finish():
+                # Without steps_per_epoch, the first epoch ends when the generator runs out.
+                epoch = batches.pulled if batches.exhausted and (steps is None or batches.pulled < steps) else steps
+                _finish_batches(entry, batches, epoch)
+        else:
+            info["multiprocessing"] = bool(getattr(x, "use_multiprocessing", False))
+            shuffle = _Bound(fit, model, args, kwargs).arguments.get("shuffle", True)
+            restore = _watch_items(x, batches)
+
+            def finish():
+                restore()
+                try:
+                    total = x.num_batches
+                except Exception:   # an infinite PyDataset without num_batches
+                    total = None
+                epoch = min(steps, total) if steps and total else steps or total
+                # steps_per_epoch below the length, shuffled: which batches made the epoch is unknown.
+                why = "steps_subset" if steps and total and steps < total and shuffle else None
+                _finish_batches(entry, batches, epoch, why)
+    except Exception:
+        return args, kwargs, None
+
+    def finish_quietly():
+        try:
+            finish()
+        except Exception as exc:    # recording must never break student code
+            entry["x"]["record_error"] = repr(exc)
+    return args, kwargs, finish_quietly
 
 
 def _how(bound, name):
@@ -150,7 +450,7 @@ def _record(kind, model, fn, args, kwargs):
     except TypeError:
         return None
     a = bound.arguments
-    x_info, x_arr = _describe_input(a.get("x"))
+    x_info, x_arr = _describe_input(a.get("x"), training=kind == "fit")
     entry = {
         "kind": kind,
         **_origin(),
@@ -158,8 +458,10 @@ def _record(kind, model, fn, args, kwargs):
         "x": x_info,
     }
     if kind in ("fit", "evaluate", "predict"):
-        entry["batch_size"] = a.get("batch_size")
-        entry["batch_size_how"] = _how(bound, "batch_size")
+        if "batch" in x_info:    # data that Keras iterates itself: its batches decide, whatever batch_size says
+            entry["batch_size"], entry["batch_size_how"] = x_info["batch"], "data"
+        else:
+            entry["batch_size"], entry["batch_size_how"] = a.get("batch_size"), _how(bound, "batch_size")
     if kind == "fit":
         entry["epochs"] = a.get("epochs")
         entry["epochs_how"] = _how(bound, "epochs")
@@ -182,6 +484,7 @@ def _wrap(kind, original):
             entry = _record(kind, self, original, args, kwargs)
         except Exception as exc:  # recording must never break student code
             entry = {"kind": kind, "question": _state["question"], "record_error": repr(exc)}
+        args, kwargs, finish = _follow_data(kind, entry, original, self, args, kwargs)
         _state["depth"] += 1
         try:
             result = original(self, *args, **kwargs)
@@ -192,6 +495,8 @@ def _wrap(kind, original):
             raise
         finally:
             _state["depth"] -= 1
+            if finish is not None:
+                finish()
         if entry is not None:
             if kind == "fit":
                 history = getattr(result, "epoch", None)

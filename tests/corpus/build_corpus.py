@@ -97,6 +97,22 @@ def q4_only(build: str, fit: str = "model.fit(X_train, y_train, batch_size=128, 
     return {"q1": None, "q2": None, "q3": None, "q4": q4(build, fit=fit)}
 
 
+TF = "import tensorflow as tf\n\n"
+GENERATOR = """\
+def lots(x, y, taille=128):
+    while True:
+        for i in range(0, len(x), taille):
+            yield x[i:i + taille], y[i:i + taille]
+
+model.fit(lots(X_train, y_train), steps_per_epoch=469, epochs=5)"""
+Q1_Q4_FAILING = ALL_CHECKS[:4] + ALL_CHECKS[10:]
+
+
+def q23_only(q3_source: str) -> dict:
+    """q2 and q3 answered (q3 trains q2's model), q1 and q4 as released: fast notebooks for one q3 rule."""
+    return {"q1": None, "q3": q3_source, "q4": None}
+
+
 EXPLORE_Q1 = """\
 # Essai : un autre modèle, affecté à la même variable
 model = keras.models.Sequential([keras.layers.Dense(10, activation='sigmoid', input_shape=(784,))])
@@ -165,6 +181,17 @@ CASES: dict[str, tuple[dict, list[str], dict]] = {
         Q123_FAILING, {}),
     "q4_linear_stack": (q4_only(sequential("keras.layers.Dense(128),\n    keras.layers.Dense(64, activation='linear'),")),
                         Q123_FAILING + ["q4.1", "q4.4"], {}),
+    # Data that Keras iterates itself: the batch size and the samples are read from the data.
+    "data_tf_dataset": (q23_only(TF + q3("train_ds = tf.data.Dataset.from_tensor_slices((X_train, y_train))"
+                                         ".shuffle(10000).batch(128)\nmodel.fit(train_ds, epochs=5)")),
+                        Q1_Q4_FAILING, {}),
+    "data_generator": (q23_only(q3(GENERATOR)), Q1_Q4_FAILING, {}),
+    # batch_size=128 is ignored by Keras: the dataset's batches of 64 are what it trains on.
+    "data_batch_64": (q23_only(TF + q3("model.fit(tf.data.Dataset.from_tensor_slices((X_train, y_train)).batch(64),"
+                                       " batch_size=128, epochs=5)")), Q1_Q4_FAILING + ["q3.1"], {}),
+    "data_trained_on_test": (q4_only(TF + Q4.split("\n\nmodel.compile")[0],
+                                     fit="model.fit(tf.data.Dataset.from_tensor_slices((X_test, y_test)).batch(128), "
+                                         "epochs=2)"), Q123_FAILING + ["q4.4"], {}),
     # Hostile code: the rest of the notebook is graded normally.
     "infinite_loop_q1": ({"q1": Q1 + "\nwhile True:\n    pass\n"}, ["q1.1", "q1.2", "q1.3", "q1.4"], {}),
     "os_exit_q1": ({"q1": "import os\n" + Q1 + "os._exit(1)\n"}, ["q1.1", "q1.2", "q1.3", "q1.4"], {}),
