@@ -115,6 +115,10 @@ def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
         if measured.get("test_inputs") == "not_genuine":
             notes.append(f"question {q} : les données passées à evaluate/predict ne sont pas les 10 000 images de "
                          "test MNIST ; la précision a été mesurée par le correcteur sur le vrai jeu de test")
+        unreadable = sorted({f["unreadable"] for f in measured.get("fits", []) if f.get("unreadable")})
+        if unreadable:   # said, not guessed: the instructor may want to look at this training
+            notes.append(f"question {q} : les données d'entraînement ({' ; '.join(unreadable)}) n'ont pas pu être "
+                         "examinées : le correcteur n'a pas pu vérifier qu'elles ne contiennent aucune image de test")
     report = build_results(config, job.submission_id, result.status, scores.outcomes, result.events, notes)
     report.results["extra_data"] = {"measurements": scores.measurements, "duration_s": round(result.duration, 1),
                                     "kernel_restarts": result.restarts}

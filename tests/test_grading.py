@@ -65,6 +65,19 @@ def test_training_on_test_images_is_explained(graded):
     assert "10000 images du jeu de test" in q44["output"]
 
 
+def test_training_data_that_cannot_be_examined_is_said_not_guessed(graded):
+    results = graded.results("data_from_generator")
+    note = next(n for n in results["notes"] if n.startswith("question q4"))
+    assert "from_generator()" in note and "aucune image de test" in note
+    fits = results["extra_data"]["measurements"]["q4"]["fits"]
+    assert [f["batch_size"] for f in fits] == [None] and "32" not in results["output"]
+
+
+def test_batch_size_read_from_a_dataset_is_the_one_reported(graded):
+    q31 = next(t for t in graded.results("data_batch_64")["tests"] if t["number"] == "q3.1")
+    assert "taille utilisée : 64 (fixée par les données passées à fit)" in q31["output"]
+
+
 def test_accuracy_is_measured_in_the_students_input_space(graded):
     measured = graded.results("variant_tf_keras_scaled_stripped")["extra_data"]["measurements"]["q4"]
     assert measured["test_inputs"] == "genuine" and measured["accuracy"] > 0.95

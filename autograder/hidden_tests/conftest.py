@@ -43,6 +43,6 @@ def artifacts(pytestconfig, config):
         Path(out).write_text(json.dumps({q: {
             "accuracy": a.accuracy, "test_inputs": a.test_inputs, "note": a.accuracy_note or a.model_error,
             "fits": [{"question": f.question, "batch_size": f.batch_size, "epochs": f.epochs,
-                      "samples": f.samples, "test_rows": f.test_rows} for f in a.fits],
+                      "samples": f.samples, "test_rows": f.test_rows, "unreadable": f.unreadable} for f in a.fits],
         } for q, a in arts.items()}, ensure_ascii=False, indent=1))
     return arts

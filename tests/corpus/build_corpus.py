@@ -106,6 +106,13 @@ def lots(x, y, taille=128):
 
 model.fit(lots(X_train, y_train), steps_per_epoch=469, epochs=5)"""
 Q1_Q4_FAILING = ALL_CHECKS[:4] + ALL_CHECKS[10:]
+FROM_GENERATOR = """\
+def flux():
+    for i in range(0, len(X_train), 128):
+        yield X_train[i:i + 128].astype('float32'), y_train[i:i + 128]
+
+signature = (tf.TensorSpec((None, 784), tf.float32), tf.TensorSpec((None, 10), tf.float64))
+model.fit(tf.data.Dataset.from_generator(flux, output_signature=signature), epochs=2)"""
 
 
 def q23_only(q3_source: str) -> dict:
@@ -192,6 +199,8 @@ CASES: dict[str, tuple[dict, list[str], dict]] = {
     "data_trained_on_test": (q4_only(TF + Q4.split("\n\nmodel.compile")[0],
                                      fit="model.fit(tf.data.Dataset.from_tensor_slices((X_test, y_test)).batch(128), "
                                          "epochs=2)"), Q123_FAILING + ["q4.4"], {}),
+    # Data the grader cannot examine: graded on what it can measure, and the note says what it could not check.
+    "data_from_generator": (q4_only(TF + Q4.split("\n\nmodel.compile")[0], fit=FROM_GENERATOR), Q123_FAILING, {}),
     # Hostile code: the rest of the notebook is graded normally.
     "infinite_loop_q1": ({"q1": Q1 + "\nwhile True:\n    pass\n"}, ["q1.1", "q1.2", "q1.3", "q1.4"], {}),
     "os_exit_q1": ({"q1": "import os\n" + Q1 + "os._exit(1)\n"}, ["q1.1", "q1.2", "q1.3", "q1.4"], {}),
