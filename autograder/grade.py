@@ -56,12 +56,12 @@ def grade_submission(job: Job) -> GradeReport:
         config = config.public()
     out = job.out_dir
     out.mkdir(parents=True, exist_ok=True)
-    sub = load_submission(job.path)
-    if job.intake_error:
-        sub.error, sub.notebook = job.intake_error, None
-    if sub.error:
-        report = build_results(config, job.submission_id, "invalid_notebook", None, [], sub.notes,
-                               failure=f"fichier invalide ({sub.error})")
+    # A zip that held no readable notebook has nothing to load.
+    error, sub = (job.intake_error, None) if job.intake_error else (None, load_submission(job.path))
+    error = error or sub.error
+    if error:
+        report = build_results(config, job.submission_id, "invalid_notebook", None, [], sub.notes if sub else [],
+                               failure=f"fichier invalide ({error})")
         write_submission_reports(out, config, report, None)
         return report
     try:
@@ -149,8 +149,14 @@ def grade_batch(paths: list[Path], out: Path, config_path: Path | None = None, w
     config_path = Path(config_path) if config_path else load_config().root / "grading.toml"
     config = load_config(config_path)
     out.mkdir(parents=True, exist_ok=True)
-    extracted = tempfile.TemporaryDirectory(prefix="autograder-intake-")
-    found, ignored = find_submissions(paths, Path(extracted.name))
+    with tempfile.TemporaryDirectory(prefix="autograder-intake-") as extracted:   # removed even when grading raises
+        found, ignored = find_submissions(paths, Path(extracted))
+        return _grade_found(found, ignored, out=out, config=config, config_path=config_path, workers=workers,
+                            cell_timeout=cell_timeout, resume=resume, progress=progress)
+
+
+def _grade_found(found, ignored, *, out: Path, config: Config, config_path: Path, workers: int,
+                 cell_timeout: float | None, resume: bool, progress) -> list[GradeReport]:
     mnist = ensure_mnist()
     jobs = [Job(f.path, f.id, out / f.id, config_path, mnist, cell_timeout, intake_error=f.error) for f in found]
     reports: list[GradeReport] = []
@@ -186,5 +192,4 @@ def grade_batch(paths: list[Path], out: Path, config_path: Path | None = None, w
                 if progress:
                     progress.advance(report)
     write_batch_reports(out, config, reports, [str(p) for p in ignored])
-    extracted.cleanup()
     return sorted(reports, key=lambda r: r.submission)

@@ -178,17 +178,17 @@ class Watchdog(threading.Thread):
         self.memory = limits.memory_mb * 2**20
         self.limits = limits
         self.breach: Breach | None = None
-        self._stop = threading.Event()
+        self._stopping = threading.Event()   # not _stop: that would shadow Thread._stop, used by join()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stopping.set()
 
     def run(self) -> None:
         try:
             root = psutil.Process(self.pid)
         except psutil.Error:
             return
-        while not self._stop.wait(POLL_SECONDS):
+        while not self._stopping.wait(POLL_SECONDS):
             try:
                 tree = [root] + root.children(recursive=True)
             except psutil.Error:
