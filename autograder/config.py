@@ -49,6 +49,12 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Contamination:
+    margin: float = 0.4          # a training row nearer a test image than margin x its honest baseline is a disguised copy
+    min_rows: int = 10           # near-duplicates count once a fit has this many (exact copies always count)
+
+
+@dataclass(frozen=True)
 class Config:
     root: Path
     name: str
@@ -57,6 +63,7 @@ class Config:
     placeholder: str
     limits: Limits
     questions: tuple[Question, ...]
+    contamination: Contamination = Contamination()
 
     @property
     def checks(self) -> tuple[Check, ...]:
@@ -104,4 +111,5 @@ def load_config(path: Path | str | None = None) -> Config:
         placeholder=a.get("placeholder", "< Compléter >"),
         limits=Limits(**raw.get("limits", {})),
         questions=tuple(questions),
+        contamination=Contamination(**raw.get("contamination", {})),
     )
