@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import Contamination
 from .inputs import InputSpace, fit_input_space
 from .mnist_data import Mnist
 
@@ -167,11 +168,10 @@ def _unreadable(x: dict) -> str | None:
     return f"{what} {HIDDEN_BY[code].format(method)}" if code in HIDDEN_BY else what
 
 
-def _fit_call(raw: dict, test_hashes: set[str]) -> FitCall:
+def _fit_call(raw: dict, test_rows: int) -> FitCall:
     batch = raw.get("batch_size")
     epochs = raw.get("epochs") if raw.get("epochs") is not None else 1
     initial = raw.get("initial_epoch") or 0
-    hashes = raw.get("row_hashes") or []
     return FitCall(
         question=raw.get("question"),
         batch_size=int(batch) if isinstance(batch, (int, np.integer)) else (
@@ -181,7 +181,7 @@ def _fit_call(raw: dict, test_hashes: set[str]) -> FitCall:
         epochs_how=raw.get("epochs_how", "default"),
         samples=(raw.get("x") or {}).get("n"),
         epochs_run=raw.get("epochs_run"),
-        test_rows=sum(1 for h in hashes if h in test_hashes),
+        test_rows=test_rows,
         raised=raw.get("raised"),
         unreadable=_unreadable(raw.get("x") or {}),
     )
@@ -194,20 +194,9 @@ def _evaluate(model, space: InputSpace, mnist: Mnist) -> float:
     return float(np.mean(np.argmax(probs, axis=1) == mnist.y_test))
 
 
-def load_question(capture_dir: Path, question: str, mnist: Mnist, failure: str | None = None,
-                  measure_accuracy: bool = True) -> QuestionArtifacts:
-    art = QuestionArtifacts(question, failure=failure)
-    qdir = Path(capture_dir) / question
-    calls_file = qdir / "calls.json"
-    if failure is not None:
-        return art
-    if not calls_file.exists():
-        art.failure = "la question n'a pas été exécutée (cellule absente ou non reconnue)"
-        return art
-    data = json.loads(calls_file.read_text())
-    meta, calls = data.get("meta", {}), data.get("calls", [])
-    uid = meta.get("model_uid")
-
+def _read_capture(qdir: Path) -> tuple[dict, list, dict[str, np.ndarray]]:
+    """The question's call log and the arrays the kernel exported with it (unreadable arrays: none)."""
+    data = json.loads((qdir / "calls.json").read_text())
     inputs = {}
     if (qdir / "inputs.npz").exists():
         try:
@@ -215,19 +204,23 @@ def load_question(capture_dir: Path, question: str, mnist: Mnist, failure: str |
                 inputs = {k: npz[k] for k in npz.files}
         except (OSError, ValueError, zipfile.BadZipFile):
             inputs = {}
+    return data.get("meta", {}), data.get("calls", []), inputs
 
-    # Test images, byte for byte, in every form the student may have trained on them.
+
+def _test_hashes(mnist: Mnist, inputs: dict[str, np.ndarray]) -> set[str]:
+    """Test images, byte for byte, in every form the student may have trained on them."""
     from .kernel_runtime import row_hashes
-    test_hashes = set(row_hashes(mnist.x_test))
+
+    hashes = set(row_hashes(mnist.x_test))
     for key in ("evaluate_x", "predict_x"):
         if key in inputs and len(inputs[key]) == len(mnist.x_test):
-            test_hashes.update(row_hashes(inputs[key]))
+            hashes.update(row_hashes(inputs[key]))
+    return hashes
 
-    mine = [c for c in calls if c.get("model") == uid and uid is not None]
-    art.fits = [_fit_call(c, test_hashes) for c in mine if c.get("kind") == "fit"]
-    art.predictions = [Prediction(c.get("question"), c["kind"], (c.get("x") or {}).get("n"))
-                       for c in mine if c.get("kind") in ("predict", "evaluate") and not c.get("raised")]
 
+def _input_space(art: QuestionArtifacts, inputs: dict[str, np.ndarray], mnist: Mnist) -> InputSpace | None:
+    """The student's input space, from their test inputs (noting whether those are genuine), else
+    from the head of their training input."""
     space = None
     for key in ("evaluate_x", "predict_x"):
         if key in inputs:
@@ -242,26 +235,59 @@ def load_question(capture_dir: Path, question: str, mnist: Mnist, failure: str |
     if space is None and "fit_head_x" in inputs:
         head = inputs["fit_head_x"]
         space = fit_input_space(head, mnist.x_train[: len(head)])
+    return space
+
+
+def _test_row_counter(inputs, space, mnist: Mnist, settings: Contamination | None):
+    """Counts a fit's training rows that are test images: byte for byte, and, when grading
+    (``settings``), near-duplicates too.  The public check counts exact copies only."""
+    test_hashes = _test_hashes(mnist, inputs)
+    if settings is None:
+        return lambda call: sum(h in test_hashes for h in call.get("row_hashes") or [])
+    from .contamination import contaminated_row_count   # lazy: verifier.py bundles this module, not that one
+    return lambda call: contaminated_row_count(call, inputs, space, mnist, settings, test_hashes)
+
+
+def load_question(capture_dir: Path, question: str, mnist: Mnist, failure: str | None = None,
+                  measure_accuracy: bool = True, contamination: Contamination | None = None) -> QuestionArtifacts:
+    """What the scoring process knows of a question; ``measure_accuracy`` False for the public check,
+    which has no hidden check to feed."""
+    art = QuestionArtifacts(question, failure=failure)
+    qdir = Path(capture_dir) / question
+    if failure is not None:
+        return art
+    if not (qdir / "calls.json").exists():
+        art.failure = "la question n'a pas été exécutée (cellule absente ou non reconnue)"
+        return art
+    meta, calls, inputs = _read_capture(qdir)
+    uid = meta.get("model_uid")
+    space = _input_space(art, inputs, mnist)
+    count = _test_row_counter(inputs, space, mnist, (contamination or Contamination()) if measure_accuracy else None)
+    mine = [c for c in calls if c.get("model") == uid and uid is not None]
+    art.fits = [_fit_call(c, count(c)) for c in mine if c.get("kind") == "fit"]
+    art.predictions = [Prediction(c.get("question"), c["kind"], (c.get("x") or {}).get("n"))
+                       for c in mine if c.get("kind") in ("predict", "evaluate") and not c.get("raised")]
     if not meta.get("model_saved"):
         art.model_error = "aucun modèle Keras n'a été créé, entraîné ou utilisé dans cette question" if uid is None else \
             "le modèle n'a pas pu être enregistré pour la correction"
         return art
-
     try:
         model = load_model(qdir / "model.keras")
     except Exception as exc:  # noqa: BLE001 - any loading failure is the student's model, not ours
         art.model_error = _load_error(qdir / "model.keras", exc)
         return art
     art.model = describe_model(model)
-    if not measure_accuracy:   # the public check has no accuracy check to feed
-        return art
+    if measure_accuracy:
+        _measure_accuracy(art, model, space, mnist)
+    return art
+
+
+def _measure_accuracy(art: QuestionArtifacts, model, space: InputSpace | None, mnist: Mnist) -> None:
     if space is None:
         art.accuracy_note = ("impossible de retrouver le jeu de test MNIST dans les données passées à "
                              "evaluate/predict : la précision n'a pas pu être mesurée")
-        return art
+        return
     try:
         art.accuracy = _evaluate(model, space, mnist)
     except Exception as exc:  # noqa: BLE001
         art.accuracy_note = f"le modèle n'a pas pu être évalué sur le jeu de test ({type(exc).__name__})"
-    return art
-

@@ -92,9 +92,9 @@ def dense(activation: str) -> str:
     return sequential(f"keras.layers.Dense(128, activation={activation}),")
 
 
-def q4_only(build: str, fit: str = "model.fit(X_train, y_train, batch_size=128, epochs=2)") -> dict:
+def q4_only(build: str, fit: str = "model.fit(X_train, y_train, batch_size=128, epochs=2)", **given) -> dict:
     """Only q4 answered (q1-q3 as released, so they fail at once): a fast notebook for one q4 rule."""
-    return {"q1": None, "q2": None, "q3": None, "q4": q4(build, fit=fit)}
+    return {"q1": None, "q2": None, "q3": None, "q4": q4(build, fit=fit, **given)}
 
 
 TF = "import tensorflow as tf\n\n"
@@ -106,6 +106,17 @@ def lots(x, y, taille=128):
 
 model.fit(lots(X_train, y_train), steps_per_epoch=469, epochs=5)"""
 Q1_Q4_FAILING = ALL_CHECKS[:4] + ALL_CHECKS[10:]
+NOISY_TEST = """\
+bruit = np.random.default_rng(0).normal(0, 3, X_test.shape)
+X_test_bruite = np.clip(X_test + bruit, 0, 255).astype('uint8')
+model.fit(np.concatenate([X_train, X_test_bruite]), np.concatenate([y_train, y_test]), batch_size=128, epochs=2)"""
+ROUNDED_TEST = """\
+X_plus = np.concatenate([X_train / 255, np.round(X_test / 255, 2).astype('float16')])
+model.fit(X_plus, np.concatenate([y_train, y_test]), batch_size=128, epochs=2)"""
+SHIFTED_TRAIN = """\
+decale = np.roll(X_train.reshape(-1, 28, 28), 1, axis=2).reshape(-1, 784)
+model.fit(np.concatenate([X_train, decale]), np.concatenate([y_train, y_train]), batch_size=128, epochs=1,
+          validation_split=0.1)"""
 FROM_GENERATOR = """\
 def flux():
     for i in range(0, len(X_train), 128):
@@ -199,6 +210,13 @@ CASES: dict[str, tuple[dict, list[str], dict]] = {
     "data_trained_on_test": (q4_only(TF + Q4.split("\n\nmodel.compile")[0],
                                      fit="model.fit(tf.data.Dataset.from_tensor_slices((X_test, y_test)).batch(128), "
                                          "epochs=2)"), Q123_FAILING + ["q4.4"], {}),
+    # Test images slightly altered before training on them are still test images (q4.4 fails);
+    # augmented copies of the training images are honest (full marks).
+    "test_noisy_raw": (q4_only(Q4.split("\n\nmodel.compile")[0], fit=NOISY_TEST), Q123_FAILING + ["q4.4"], {}),
+    "test_rounded_float16": (q4_only(Q4.split("\n\nmodel.compile")[0], fit=ROUNDED_TEST,
+                                     evaluate="accuracy = model.evaluate(X_test / 255, y_test)[1]"),
+                             Q123_FAILING + ["q4.4"], {}),
+    "honest_shifted_copies": (q4_only(Q4.split("\n\nmodel.compile")[0], fit=SHIFTED_TRAIN), Q123_FAILING, {}),
     # Data the grader cannot examine: graded on what it can measure, and the note says what it could not check.
     "data_from_generator": (q4_only(TF + Q4.split("\n\nmodel.compile")[0], fit=FROM_GENERATOR), Q123_FAILING, {}),
     # Hostile code: the rest of the notebook is graded normally.
