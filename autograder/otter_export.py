@@ -2,10 +2,16 @@
 
 The zip holds one exception-based test file per question (each test case calls the
 rubric's own check function with grading.toml's points and params), the grading plugin's
-configuration (the released student notebook, never the master), this package as a
-wheel with the pinned requirements, and the verified MNIST copy so grading needs no
-download.  `otter run -a autograder.zip NOTEBOOK` runs it without Docker; `otter grade`
+configuration (the released student notebook, never the master), the pinned requirements,
+this package as a wheel and the verified MNIST copy so grading needs no download.
+`otter run -a autograder.zip NOTEBOOK` runs it without Docker, in this venv; `otter grade`
 and Gradescope run the same zip in their containers.
+
+The two containers lay the zip out differently: Gradescope unzips everything before
+setup.sh, while otter grade's Dockerfile adds files/ only after setup.sh has built the
+environment, and leaves submission_metadata.json empty.  So nothing setup.sh needs lives
+in files/: the wheel is installed by run_autograder at grading time, which also gives
+otter's runner the JSON object it expects (see templates/otter_grading_steps.sh.j2).
 """
 
 from __future__ import annotations
@@ -15,11 +21,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 
 import nbformat
 import numpy as np
 from otter.generate import main as otter_generate
+from otter.run import AutograderConfig
 from otter.utils import chdir
 
 from .codegen import python_template
@@ -29,7 +37,7 @@ from .otter_plugin import PLUGIN_NAME
 
 ZIP_NAME = "autograder.zip"
 PYTHON_VERSION = "3.11"
-GRADESCOPE_SOURCE = "/autograder/source/files"   # where otter's setup installs the zip's files from
+RUN_AUTOGRADER = "run_autograder"     # the zip's entry point, in otter grade's image and on Gradescope
 
 
 def render_tests(config: Config, tests_dir: Path) -> list[Path]:
@@ -66,6 +74,29 @@ def build_wheel(dest: Path) -> Path:
     return next(dest.glob("*.whl"))
 
 
+def grading_steps(config: dict, wheel: str) -> str:
+    """Shell run before otter's runner starts: install our wheel, make the metadata file valid JSON."""
+    root = AutograderConfig(config).autograder_dir
+    return python_template("otter_grading_steps.sh.j2").render(
+        source=f"{root}/source", wheel=wheel, metadata=f"{root}/submission_metadata.json")
+
+
+def add_grading_steps(generated: Path, target: Path, steps: str) -> None:
+    """Copy otter's zip with ``steps`` put into run_autograder just before it starts run_otter.py.
+
+    Post-processing, because otter generate renders run_autograder from its own template
+    with no option for extra steps; every other entry is copied as otter wrote it."""
+    with zipfile.ZipFile(generated) as source, zipfile.ZipFile(target, "w") as dest:
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename == RUN_AUTOGRADER:
+                lines = data.decode().splitlines(keepends=True)
+                # Exactly one line starts otter's runner (unpacking fails loudly if otter's template changes).
+                [start] = [i for i, line in enumerate(lines) if line.rstrip().endswith("/source/run_otter.py")]
+                data = "".join([*lines[:start], steps, *lines[start:]]).encode()
+            dest.writestr(info, data)
+
+
 def export_otter(config: Config, out: Path, mnist: Path | None = None) -> Path:
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -77,17 +108,14 @@ def export_otter(config: Config, out: Path, mnist: Path | None = None) -> Path:
         wheel = build_wheel(build)
         # Compressed (otter stores files as they are): a fifth of the cache's size, the same verified arrays.
         np.savez_compressed(build / CACHE_FILE, **from_cache(Path(mnist).parent).arrays())
-        requirements = [line for line in (PROJECT_ROOT / "requirements.txt").read_text().splitlines()
-                        if line.strip() and not line.lstrip().startswith("#")]
-        (build / "requirements.txt").write_text("\n".join([*requirements, f"{GRADESCOPE_SOURCE}/{wheel.name}"]) + "\n")
-        (build / "otter_config.json").write_text(json.dumps({
-            "lang": "python",
-            "plugins": [{PLUGIN_NAME: plugin_config(config)}],
-        }, ensure_ascii=False, indent=1), encoding="utf-8")
-        partial = build / ZIP_NAME
+        otter_config = {"lang": "python", "plugins": [{PLUGIN_NAME: plugin_config(config)}]}
+        (build / "otter_config.json").write_text(json.dumps(otter_config, ensure_ascii=False, indent=1),
+                                                 encoding="utf-8")
+        generated = build / "generated.zip"
         with chdir(build):  # otter stores files relative to the working directory
-            otter_generate(tests_dir="tests", output_path=str(partial), config="otter_config.json",
-                           requirements="requirements.txt", no_environment=True, python_version=PYTHON_VERSION,
-                           files=[wheel.name, CACHE_FILE])
-        shutil.move(partial, target)
+            otter_generate(tests_dir="tests", output_path=str(generated), config="otter_config.json",
+                           requirements=str(PROJECT_ROOT / "requirements.txt"), no_environment=True,
+                           python_version=PYTHON_VERSION, files=[wheel.name, CACHE_FILE])
+        add_grading_steps(generated, build / ZIP_NAME, grading_steps(otter_config, wheel.name))
+        shutil.move(build / ZIP_NAME, target)
     return target

@@ -1,28 +1,58 @@
-"""The otter-grader export: built by otter's own generate, graded by `otter run`, same scores as ours."""
+"""The otter-grader export: built by otter's own generate, graded like `autograder grade` in both layouts.
+
+`otter run` grades in this venv.  `otter grade` builds an image from otter's own Dockerfile and
+runs the zip's run_autograder in a container; without Docker, that container is reproduced:
+otter's own build_image prepares the build context, ``ImageLayout`` (standing in for Docker's
+build) lays the image's /autograder out by interpreting otter's Dockerfile step by step, and
+run_autograder runs in a private mount namespace where that tree is /autograder and this
+project's venv, under an overlay that keeps it untouched, plays otter's conda environment
+(a stand-in ``mamba`` activates it).
+"""
 
 import copy
+import csv
 import json
+import os
+import re
+import shlex
+import shutil
 import subprocess
 import sys
+import sysconfig
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import dill
 import nbformat
 import pytest
+from otter.generate import OTTER_ENV_NAME
+from otter.grade import containers
+from otter.run import AutograderConfig
 from otter.test_files import create_test_file
 
 from autograder import otter_plugin
 from autograder.mapping import map_cells, master_cells
 from autograder.mnist_data import from_cache
 from autograder.otter_plugin import PLUGIN_NAME, unrunnable_questions
+from autograder.sandbox import namespaces_available
 from tests.conftest import CONFIG, CORPUS, ROOT, secret_solution_lines
 
 OTTER = Path(sys.executable).parent / "otter"
+VENV = Path(sys.prefix)
+SITE_PACKAGES = Path(sysconfig.get_path("purelib")).relative_to(VENV)
 # One rubric defect each in otherwise correct code (see expected.json), plus the two ends.
 AGREEMENT = ["solution", "template", "batch_64", "epochs_3", "no_batchnorm", "no_hidden_layer",
              "sigmoid_output", "trained_on_test", "undertrained"]
+CONTAINER, OTTER_RUN = "container", "otter-run"
+# Every notebook in otter grade's container; otter run differs only in layout, so two suffice there.
+RUNS = [(OTTER_RUN, "solution"), *((CONTAINER, name) for name in AGREEMENT), (OTTER_RUN, "template")]
 TEMPLATE = nbformat.read(CONFIG.student, as_version=4)
+GRADE_OVERRIDES = {"zips": False, "pdf": False, "debug": False}   # what `otter grade` gives build_image by default
+CONFIG_PATH = "/autograder/source/otter_config.json"
+AUTOGRADER_PATH = re.compile(r"/autograder/[\w./-]+")
+CAN_MOUNT = os.geteuid() == 0 and namespaces_available("--mount")
+NO_MOUNT = "the container's /autograder needs a private mount namespace (run as root)"
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +83,8 @@ def test_zip_is_otters_layout_with_package_requirements_and_mnist(unpacked):
             archive.namelist())
     from_cache(unpacked / "files")  # raises unless all four arrays match their SHA-256
     env = (unpacked / "environment.yml").read_text()
-    assert "python=3.11" in env and "keras==" in env and f"/autograder/source/files/{wheel.name}" in env
+    assert "python=3.11" in env and "keras==" in env and "files/" not in env
+    assert f"/autograder/source/files/{wheel.name}" in (unpacked / "run_autograder").read_text()
 
 
 def test_test_files_call_the_rubric_functions_with_grading_toml_points_and_params(unpacked, monkeypatch):
@@ -107,23 +138,199 @@ def _question_scores(tests: list[dict], key: str) -> dict[str, float]:
     return scores
 
 
+def dockerfile_instructions(text: str) -> list[list[str]]:
+    """[instruction, arguments] of each Dockerfile line, continuations joined, comments dropped."""
+    lines = re.sub(r"\\\n", " ", text).splitlines()
+    return [line.split(None, 1) for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+class ImageLayout:
+    """Stands in for Docker's build: lays out the files of otter grade's image by interpreting, in
+    order, the Dockerfile that otter's build_image hands it.  Only steps that touch /autograder
+    matter (the others install system packages); an unknown one fails the test."""
+
+    STEPS = {
+        "mkdir": lambda path: path.mkdir(parents=True, exist_ok=True),
+        "touch": lambda path: path.touch(),                 # an empty file
+        "dos2unix": lambda path: path.write_bytes(path.read_bytes().replace(b"\r\n", b"\n")),
+        "chmod": lambda path: path.chmod(path.stat().st_mode | 0o111),
+    }
+
+    def __init__(self, root: Path):
+        self.root = root                    # the image's "/"
+        self.at_setup: set[str] = set()     # the paths present when setup.sh runs
+
+    def path(self, container_path: str) -> Path:
+        return self.root / container_path.lstrip("/")
+
+    def build(self, context, *, file, **_):
+        for instruction, arguments in dockerfile_instructions(Path(file).read_text()):
+            if instruction == "ADD":
+                self.add(Path(context), *arguments.split())
+            elif instruction == "RUN":
+                for command in arguments.split("&&"):
+                    self.run(shlex.split(command))
+
+    def add(self, context: Path, *sources_and_dest: str) -> None:
+        *sources, dest = sources_and_dest
+        for source in sorted(p for pattern in sources for p in context.glob(pattern)):
+            if source.is_dir():     # a folder's contents, as ADD copies them
+                shutil.copytree(source, self.path(dest), dirs_exist_ok=True)
+            else:
+                target = self.path(dest) / source.name if dest.endswith("/") else self.path(dest)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, target)
+
+    def run(self, words: list[str]) -> None:
+        paths = [self.path(w) for w in words if w.startswith("/autograder")]
+        if not paths:
+            return
+        if words[0] == "bash" and words[1].endswith("/setup.sh"):
+            self.at_setup = {"/" + p.relative_to(self.root).as_posix() for p in self.root.rglob("*")}
+            return
+        assert words[0] in self.STEPS and (words[0] != "chmod" or words[1] == "+x"), words
+        for path in paths:
+            self.STEPS[words[0]](path)
+
+
 @pytest.fixture(scope="module")
-def otter_results(otter_zip, tmp_path_factory):
-    def run(name):
-        where = tmp_path_factory.mktemp(f"otter-{name}")
-        proc = subprocess.run([str(OTTER), "run", "--no-logo", "-a", str(otter_zip), "-o", str(where),
-                               str(CORPUS / f"{name}.ipynb")], capture_output=True, text=True, cwd=where)
-        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-        return json.loads((where / "results.json").read_text())
+def otter_image(otter_zip, tmp_path_factory):
+    """otter grade's image of our zip: otter's build_image prepares it, ImageLayout builds it."""
+    image = ImageLayout(tmp_path_factory.mktemp("image"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(containers, "docker", image)
+        containers.build_image(str(otter_zip), "ubuntu:22.04", "test", AutograderConfig(GRADE_OVERRIDES))
+    return image
+
+
+def test_otter_grade_image_setup_refers_only_to_files_present_at_its_step(otter_image):
+    setup = otter_image.path("/autograder/source/setup.sh").read_text()
+    environment = otter_image.path("/autograder/source/environment.yml").read_text()
+    assert "/autograder/source/environment.yml" in otter_image.at_setup
+    missing = set(AUTOGRADER_PATH.findall(setup + environment)) - otter_image.at_setup
+    # setup.sh downloads its mamba installer itself, and reads otter_config.json (added later) only
+    # to decide on PDF tools: the absent file declines them, and so does our config.
+    downloaded = set(re.findall(r"-O\s+(\S+)", setup))
+    assert missing - downloaded <= {CONFIG_PATH}
+    config = json.loads(otter_image.path(CONFIG_PATH).read_text())
+    assert not (config.get("pdf") or config.get("token"))
+    assert otter_image.path("/autograder/submission_metadata.json").read_bytes() == b""
+
+
+# The container's "/": a tmpfs over /mnt holding the host's top-level folders and the image's
+# /autograder.  This project's venv (at the same path) plays otter-env under an overlay, so what
+# changes lands in $3/upper: it first loses this project's own install, which environment.yml
+# does not provide.  Then, as otter grade starts the container: /autograder/run_autograder.
+CONTAINER_SCRIPT = """\
+set -e
+mount --make-rprivate /
+mount -t tmpfs tmpfs /mnt
+for entry in /*; do
+  name=${entry#/}
+  if [ -L "$entry" ]; then cp -P "$entry" "/mnt/$name"
+  elif [ -d "$entry" ] && [ "$name" != mnt ]; then mkdir "/mnt/$name" && mount --rbind "$entry" "/mnt/$name"
+  fi
+done
+mkdir /mnt/mnt /mnt/autograder
+mount --bind "$1" /mnt/autograder
+mount -t overlay overlay -o "lowerdir=$2,upperdir=$3/upper,workdir=$3/work" "/mnt$2"
+"/mnt$2/bin/python" -m pip uninstall --quiet --yes --root-user-action=ignore keras-mnist-autograder
+exec chroot /mnt env -i HOME=/root PATH="$4:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \\
+  /autograder/run_autograder
+"""
+# Stands in for mamba: run_autograder's `mamba activate otter-env` puts this project's venv first on PATH.
+MAMBA = """#!/bin/sh
+echo 'mamba() {{ [ "$1 $2" = "activate {env}" ] && export PATH="{venv}/bin:$PATH"; }}'
+"""
+
+
+def mamba_stand_in(where: Path) -> Path:
+    (where / "mamba").write_text(MAMBA.format(env=OTTER_ENV_NAME, venv=VENV))
+    (where / "mamba").chmod(0o755)
+    return where
+
+
+def grade_in_container(image: ImageLayout, notebook: Path, where: Path, mamba: Path):
+    """One `otter grade` container: a copy of the image, the notebook and an empty results file
+    copied in (as otter's grade_submission does), run_autograder run; its results.pkl loaded."""
+    shutil.copytree(image.root, where / "root", symlinks=True)
+    autograder = where / "root" / "autograder"
+    shutil.copy(notebook, autograder / "submission" / notebook.name)
+    (autograder / "results" / "results.pkl").touch()
+    (where / "upper").mkdir()
+    (where / "work").mkdir()
+    proc = subprocess.run(["unshare", "--mount", "--", "/bin/sh", "-c", CONTAINER_SCRIPT, "container",
+                           str(autograder), str(VENV), str(where), str(mamba)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    # run_autograder really installed the zip's wheel into the environment it graded with.
+    assert (where / "upper" / SITE_PACKAGES / "autograder" / "otter_plugin.py").is_file()
+    with open(autograder / "results" / "results.pkl", "rb") as f:
+        return dill.load(f)
+
+
+def otter_run(otter_zip: Path, notebook: Path, where: Path) -> dict:
+    proc = subprocess.run([str(OTTER), "run", "--no-logo", "-a", str(otter_zip), "-o", str(where), str(notebook)],
+                          capture_output=True, text=True, cwd=where)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return json.loads((where / "results.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def otter_scores(otter_zip, otter_image, tmp_path_factory):
+    """Per-question scores of each of RUNS, two at a time (each kernel uses one thread)."""
+    mamba = mamba_stand_in(tmp_path_factory.mktemp("mamba"))
+
+    def grade(run):
+        layout, name = run
+        where, notebook = tmp_path_factory.mktemp(f"{layout}-{name}"), CORPUS / f"{name}.ipynb"
+        if layout == OTTER_RUN:
+            return _question_scores(otter_run(otter_zip, notebook, where)["tests"], "name")
+        if CAN_MOUNT:
+            results = grade_in_container(otter_image, notebook, where, mamba)
+            return {q: results.get_score(q) for q in CONFIG.question_ids}
+        return None
 
     with ThreadPoolExecutor(2) as pool:
-        return dict(zip(AGREEMENT, pool.map(run, AGREEMENT)))
+        return dict(zip(RUNS, pool.map(grade, RUNS)))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", AGREEMENT)
-def test_otter_run_gives_the_same_question_scores_as_autograder_grade(name, otter_results, graded):
+def test_container_grading_leaves_this_venv_as_it_was(otter_scores):
+    where = subprocess.run([sys.executable, "-c", "import autograder; print(autograder.__file__)"],
+                           capture_output=True, text=True, cwd="/").stdout.strip()
+    assert Path(where) == ROOT / "autograder" / "__init__.py"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layout,name", RUNS)
+def test_otter_gives_the_same_question_scores_as_autograder_grade(layout, name, otter_scores, graded):
+    if otter_scores[layout, name] is None:
+        pytest.skip(NO_MOUNT)
     ours = _question_scores(graded.results(name)["tests"], "number")
-    theirs = _question_scores(otter_results[name]["tests"], "name")
-    assert theirs == ours
+    assert otter_scores[layout, name] == ours
     assert set(ours) == set(CONFIG.question_ids)
+
+
+def expected_question_scores(failing: list[str]) -> dict[str, float]:
+    return {q.id: sum(c.points for c in q.checks if c.number not in failing) for q in CONFIG.questions}
+
+
+DOCKER_NOTEBOOKS = ["solution", "batch_64", "template"]
+
+
+@pytest.mark.skipif(os.environ.get("AUTOGRADER_OTTER_DOCKER") != "1", reason="opt-in: make test-otter-docker")
+def test_otter_grade_in_docker_gives_the_expected_question_scores(otter_zip, expected, tmp_path):
+    submissions, out = tmp_path / "submissions", tmp_path / "out"
+    submissions.mkdir()
+    out.mkdir()
+    for name in DOCKER_NOTEBOOKS:
+        shutil.copy(CORPUS / f"{name}.ipynb", submissions)
+    proc = subprocess.run([str(OTTER), "grade", "-n", CONFIG.name, "-a", str(otter_zip), "-o", str(out),
+                           "--containers", "2", str(submissions)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    with open(out / "final_grades.csv", newline="") as f:
+        rows = {row["file"]: row for row in csv.DictReader(f)}
+    for name in DOCKER_NOTEBOOKS:
+        row = rows[f"{name}.ipynb"]
+        assert row["grading_status"] == "Completed", row
+        assert {q: float(row[q]) for q in CONFIG.question_ids} == expected_question_scores(expected[name]["failing"])
