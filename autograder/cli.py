@@ -112,7 +112,7 @@ def cmd_export(args) -> int:
         return 2
     console.print(f"Otter autograder written to {target}")
     console.print(f"  without Docker: otter run -a {target} NOTEBOOK.ipynb")
-    console.print(f"  with Docker:    otter grade -a {target} -p SUBMISSIONS/ -o OUT/")
+    console.print(f"  with Docker:    otter grade -n {load_config(args.config).name} -a {target} -o OUT/ SUBMISSIONS/")
     return 0
 
 
