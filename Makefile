@@ -32,7 +32,7 @@ release: $(STAMP)
 	$(PY) -m autograder release
 
 calibrate: $(STAMP)
-	$(PY) -m autograder.calibrate
+	$(PY) -m autograder.cli.calibrate
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache

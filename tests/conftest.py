@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.config import load_config
+from autograder.core.config import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "tests" / "corpus"
@@ -115,7 +115,7 @@ def write_snooping_notebook(path: Path, inbox: Path) -> None:
     nb = nbformat.read(CONFIG.student, as_version=4)
     cell = next(c for c in nb.cells if c.metadata.get("autograder", {}).get("question") == "q1")
     cell.source = SNOOP.format(config=str(ROOT / "grading.toml"), master=str(CONFIG.master),
-                               suite=str(ROOT / "autograder" / "hidden_tests" / "test_rubric.py"), inbox=str(inbox))
+                               suite=str(ROOT / "autograder" / "rubric" / "hidden_tests" / "test_rubric.py"), inbox=str(inbox))
     nbformat.write(nb, path)
 
 

@@ -5,12 +5,12 @@ import math
 import numpy as np
 import pytest
 
-from autograder.config import Contamination, load_config
-from autograder.contamination import (augment, contaminated_row_count, disguise, near_test_rows,
+from autograder.core.config import Contamination, load_config
+from autograder.rubric.contamination import (augment, contaminated_row_count, disguise, near_test_rows,
                                       student_spaces, trained_rows)
-from autograder.inputs import fit_input_space
-from autograder.kernel_runtime import project_rows, row_hashes
-from autograder.mnist_data import load_mnist
+from autograder.rubric.inputs import fit_input_space
+from autograder.kernel.runtime import project_rows, row_hashes
+from autograder.core.mnist_data import load_mnist
 
 SETTINGS = load_config().contamination
 SAMPLE = 1000      # test images disguised, training images augmented: keeps the module near 30 s

@@ -15,11 +15,11 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from autograder import checks
-from autograder.artifacts import load_question
-from autograder.instrument import RUNTIME_MODULE, preamble_source, runtime_source
-from autograder.kernel_runtime import row_hashes
-from autograder.mnist_data import ensure_mnist, load_mnist
+from autograder.rubric import checks
+from autograder.rubric.artifacts import load_question
+from autograder.notebook.plan import RUNTIME_MODULE, preamble_source, runtime_source
+from autograder.kernel.runtime import row_hashes
+from autograder.core.mnist_data import ensure_mnist, load_mnist
 from tests.conftest import ROOT
 
 SEED = 1234

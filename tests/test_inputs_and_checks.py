@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from autograder import checks
-from autograder.artifacts import FitCall, Layer, ModelInfo, Prediction, QuestionArtifacts
-from autograder.inputs import fit_input_space
+from autograder.rubric import checks
+from autograder.rubric.artifacts import FitCall, Layer, ModelInfo, Prediction, QuestionArtifacts
+from autograder.rubric.inputs import fit_input_space
 
 RNG = np.random.default_rng(0)
 GENUINE = RNG.integers(0, 256, size=(500, 28, 28), dtype=np.uint8)
@@ -37,7 +37,7 @@ def test_input_space_rejects_other_data(student):
 
 
 def model(*layers, units=10):
-    return ModelInfo(tuple(layers), (None, 784), units)
+    return ModelInfo(tuple(layers), units)
 
 
 def art(m=None, fits=(), predictions=(), accuracy=None, question="q1", **kw):
@@ -46,7 +46,7 @@ def art(m=None, fits=(), predictions=(), accuracy=None, question="q1", **kw):
 
 
 def fit(question="q1", batch=32, epochs=1, samples=60000, test_rows=0):
-    return FitCall(question, batch, epochs, "default", "default", samples, epochs, test_rows)
+    return FitCall(question, batch, epochs, batch_size_how="default", samples=samples, test_rows=test_rows)
 
 
 BN = Layer("BatchNormalization", features=784)

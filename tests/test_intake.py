@@ -8,8 +8,8 @@ from pathlib import Path
 
 import nbformat
 
-from autograder.config import load_config
-from autograder.intake import find_submissions
+from autograder.core.config import load_config
+from autograder.grading.intake import find_submissions
 
 CONFIG = load_config()
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from autograder.load import load_submission
+from autograder.notebook.load import load_submission
 from tests.conftest import CORPUS
 
 BAD = {

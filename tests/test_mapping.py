@@ -5,13 +5,13 @@ import copy
 import nbformat
 import pytest
 
-from autograder.config import load_config
-from autograder.instrument import build_plan
-from autograder.mapping import map_cells, master_cells
+from autograder.core.config import load_config
+from autograder.notebook.plan import build_plan
+from autograder.notebook.mapping import map_cells, template_cells
 
 CONFIG = load_config()
 TEMPLATE = nbformat.read(CONFIG.student, as_version=4)
-MASTERS = master_cells(TEMPLATE)
+MASTERS = template_cells(TEMPLATE)
 
 
 def student():

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from autograder import mnist_data
-from autograder.mnist_data import CACHE_FILE, MnistError, ensure_mnist, from_pypi, load_mnist, save, verify
+from autograder.core import mnist_data
+from autograder.core.mnist_data import CACHE_FILE, MnistError, ensure_mnist, from_pypi, load_mnist, save, verify
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,8 @@
 
 import pytest
 
-from autograder import checks
-from autograder.artifacts import QuestionArtifacts, _load_error, describe_model, load_model
+from autograder.rubric import checks
+from autograder.rubric.artifacts import QuestionArtifacts, _load_error, describe_model, load_model
 
 
 def saved(tmp_path, *hidden):

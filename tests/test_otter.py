@@ -31,11 +31,11 @@ from otter.grade import containers
 from otter.run import AutograderConfig
 from otter.test_files import create_test_file
 
-from autograder import otter_plugin
-from autograder.mapping import map_cells, master_cells
-from autograder.mnist_data import from_cache
-from autograder.otter_plugin import PLUGIN_NAME, unrunnable_questions
-from autograder.sandbox import namespaces_available
+from autograder.interop import otter_plugin
+from autograder.notebook.mapping import map_cells, template_cells
+from autograder.core.mnist_data import from_cache
+from autograder.interop.otter_plugin import PLUGIN_NAME, unrunnable_questions
+from autograder.runner.sandbox import namespaces_available
 from tests.conftest import CONFIG, CORPUS, ROOT, secret_solution_lines
 
 OTTER = Path(sys.executable).parent / "otter"
@@ -79,7 +79,7 @@ def test_zip_is_otters_layout_with_package_requirements_and_mnist(unpacked):
     assert sorted(p.name for p in (unpacked / "tests").iterdir()) == [f"{q}.py" for q in CONFIG.question_ids]
     wheel = next((unpacked / "files").glob("keras_mnist_autograder-*.whl"))
     with zipfile.ZipFile(wheel) as archive:
-        assert {"autograder/checks.py", "autograder/otter_plugin.py", "autograder/kernel_runtime.py"} <= set(
+        assert {"autograder/rubric/checks.py", "autograder/interop/otter_plugin.py", "autograder/kernel/runtime.py"} <= set(
             archive.namelist())
     from_cache(unpacked / "files")  # raises unless all four arrays match their SHA-256
     env = (unpacked / "environment.yml").read_text()
@@ -122,7 +122,7 @@ def test_unrunnable_questions_get_the_graders_reasons():
     cells["q1"].source = "!pip list\nmodel = None"                       # IPython syntax runs
     cells["q2"].source = "model = keras.Sequential(["                     # a real syntax error
     nb.cells.remove(cells["q3"])
-    failed = unrunnable_questions(map_cells(nb, master_cells(TEMPLATE)), CONFIG.question_ids, CONFIG.placeholder)
+    failed = unrunnable_questions(map_cells(nb, template_cells(TEMPLATE)), CONFIG.question_ids, CONFIG.placeholder)
     assert "q1" not in failed
     assert "erreur de syntaxe" in failed["q2"]
     assert "aucune cellule" in failed["q3"]
@@ -263,7 +263,7 @@ def grade_in_container(image: ImageLayout, notebook: Path, where: Path, mamba: P
                            str(autograder), str(VENV), str(where), str(mamba)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     # run_autograder really installed the zip's wheel into the environment it graded with.
-    assert (where / "upper" / SITE_PACKAGES / "autograder" / "otter_plugin.py").is_file()
+    assert (where / "upper" / SITE_PACKAGES / "autograder" / "interop" / "otter_plugin.py").is_file()
     with open(autograder / "results" / "results.pkl", "rb") as f:
         return dill.load(f)
 

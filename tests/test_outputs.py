@@ -1,6 +1,6 @@
 """Bounded stream capture: terminal control characters and size limits."""
 
-from autograder.outputs import StreamBuffer, apply_controls
+from autograder.runner.outputs import StreamBuffer, apply_controls
 
 
 def test_progress_bars_collapse_to_what_a_terminal_shows():

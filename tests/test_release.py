@@ -5,10 +5,10 @@ import json
 import nbformat
 import pytest
 
-from autograder.cli import main
-from autograder.config import load_config
-from autograder.public_script import SCRIPT_NAME, render_script
-from autograder.release import make_student_notebook, render
+from autograder.cli.main import main
+from autograder.core.config import load_config
+from autograder.student.bundle import SCRIPT_NAME, render_script
+from autograder.interop.release import make_student_notebook, render
 from tests.conftest import secret_solution_lines
 
 CONFIG = load_config()

@@ -5,8 +5,8 @@ import subprocess
 import time
 from dataclasses import replace
 
-from autograder.config import Limits
-from autograder.sandbox import Watchdog
+from autograder.core.config import Limits
+from autograder.runner.sandbox import Watchdog
 
 
 def test_watchdog_stops_and_joins_when_nothing_breaches():

@@ -14,9 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 import nbformat
 import pytest
 
-from autograder.mnist_data import ensure_mnist
-from autograder.public_check import HIDDEN_NOTICE
-from autograder.public_script import SCRIPT_NAME
+from autograder.core.mnist_data import ensure_mnist
+from autograder.student.selfcheck import HIDDEN_NOTICE
+from autograder.student.bundle import SCRIPT_NAME
 from tests.conftest import CONFIG, CORPUS, ROOT, secret_solution_lines
 from tests.corpus.build_corpus import CASES, Q1, build
 

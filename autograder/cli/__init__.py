@@ -1,0 +1,1 @@
+"""The command line: commands, console output, demo, calibration."""

@@ -1,0 +1,135 @@
+"""Command line: a thin layer over the pipeline stages."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from ..core.config import DEFAULT_CONFIG, load_config
+from .console import RichProgress, console, summary_table
+
+
+def cmd_grade(args) -> int:
+    from ..grading.grade import grade_batch
+    from ..core.mnist_data import MnistError
+
+    config = load_config(args.config)
+    missing = [p for p in args.paths if not Path(p).exists()]
+    if missing:
+        console.print(f"[red]error:[/red] no such file or folder: {', '.join(map(str, missing))}")
+        return 2
+    progress = RichProgress()
+    try:
+        reports = grade_batch([Path(p) for p in args.paths], Path(args.out), args.config, args.workers,
+                              args.cell_timeout, args.resume, progress)
+    except MnistError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        return 2
+    finally:
+        if progress.task is not None:
+            progress.stop()
+    if not reports:
+        console.print("[yellow]no notebook found in the given paths[/yellow]")
+    Console().print(summary_table(config, reports))
+    console.print(f"Reports written to {args.out}/ (grades.csv, summary.json, <id>/results.json, feedback.html)")
+    return 0
+
+
+def cmd_release(args) -> int:
+    from ..interop.release import release
+
+    target = release(load_config(args.config), Path(args.out) if args.out else None)
+    console.print(f"Student notebook written to {target}")
+    return 0
+
+
+def cmd_data(args) -> int:
+    from ..core.mnist_data import MnistError, ensure_mnist
+
+    try:
+        path = ensure_mnist(Path(args.cache) if args.cache else None)
+    except MnistError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        return 2
+    console.print(f"Verified MNIST at {path}")
+    return 0
+
+
+def cmd_check(args) -> int:
+    from .check import self_check
+
+    if not Path(args.notebook).is_file():
+        console.print(f"[red]erreur :[/red] fichier introuvable : {args.notebook}")
+        return 2
+    print("\n".join(self_check(load_config(args.config), Path(args.config), Path(args.notebook))))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from ..core.mnist_data import MnistError
+    from ..interop.otter_export import export_otter
+
+    try:
+        target = export_otter(load_config(args.config), Path(args.out))
+    except MnistError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        return 2
+    console.print(f"Otter autograder written to {target}")
+    console.print(f"  without Docker: otter run -a {target} NOTEBOOK.ipynb")
+    console.print(f"  with Docker:    otter grade -n {load_config(args.config).name} -a {target} -o OUT/ SUBMISSIONS/")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    return run_demo(load_config(args.config), Path(args.out), args.workers)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="autograder", description="Keras MNIST practical: release and grading.")
+    parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="grading.toml (default: %(default)s)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("grade", help="grade notebooks or folders of notebooks")
+    g.add_argument("paths", nargs="+", help=".ipynb files or folders searched for them")
+    g.add_argument("--out", required=True, help="output folder for the reports")
+    g.add_argument("--workers", type=int, default=1, help="submissions graded in parallel")
+    g.add_argument("--cell-timeout", type=float, default=None, help="seconds per cell (default from grading.toml)")
+    g.add_argument("--resume", action="store_true", help="keep submissions already graded in --out")
+    g.set_defaults(func=cmd_grade)
+
+    r = sub.add_parser("release", help="write the student notebook from the master")
+    r.add_argument("--out", default=None, help="folder (default: student_template/)")
+    r.set_defaults(func=cmd_release)
+
+    d = sub.add_parser("data", help="ensure the verified offline MNIST copy")
+    d.add_argument("--cache", default=None)
+    d.set_defaults(func=cmd_data)
+
+    c = sub.add_parser("check", help="students: run the public checks on a notebook (French report)")
+    c.add_argument("notebook")
+    c.set_defaults(func=cmd_check)
+
+    e = sub.add_parser("export", help="build an autograder for another grading tool")
+    e.add_argument("target", choices=["otter"], help="otter: otter-grader / Gradescope autograder zip")
+    e.add_argument("--out", default="dist", help="output folder (default: %(default)s)")
+    e.set_defaults(func=cmd_export)
+
+    m = sub.add_parser("demo", help="release, then grade the bundled example submissions")
+    m.add_argument("--out", default="demo-out")
+    m.add_argument("--workers", type=int, default=2)
+    m.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Shared by every process: grading.toml, the verified MNIST copy, code generation."""

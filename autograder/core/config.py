@@ -1,0 +1,112 @@
+"""grading.toml, read once into plain dataclasses."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent   # never IndexError (verifier.py may sit at /)
+DEFAULT_CONFIG = PROJECT_ROOT / "grading.toml"
+
+
+@dataclass(frozen=True)
+class Check:
+    question: str
+    number: str            # "q2.1": question id, dot, position of the check
+    function: str          # name in autograder.rubric.checks
+    points: float
+    description: str       # French, shown to students
+    visibility: str = "visible"   # "visible" checks run in the self-check too
+    params: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    title: str
+    checks: tuple[Check, ...]
+
+    @property
+    def points(self) -> float:
+        return sum(c.points for c in self.checks)
+
+
+@dataclass(frozen=True)
+class Limits:
+    cell_timeout: float = 600
+    submission_timeout: float = 2400
+    max_kernel_restarts: int = 3
+    seed: int = 1234
+    threads: int = 1
+    output_limit: int = 10000
+    memory_mb: int = 6144
+    max_processes: int = 64
+    max_file_mb: int = 1024
+    isolate_network: bool = True
+    isolate_filesystem: bool = True
+    kernel_user: bool = True     # when the grader is root, the kernel runs as a uid of its own
+
+
+@dataclass(frozen=True)
+class Contamination:
+    margin: float = 0.4          # a training row nearer a test image than margin x its honest baseline is a disguised copy
+    min_rows: int = 10           # near-duplicates count once a fit has this many (exact copies always count)
+
+
+@dataclass(frozen=True)
+class Config:
+    root: Path
+    name: str
+    master: Path
+    student: Path
+    placeholder: str
+    limits: Limits
+    questions: tuple[Question, ...]
+    contamination: Contamination = Contamination()
+
+    @property
+    def checks(self) -> tuple[Check, ...]:
+        return tuple(c for q in self.questions for c in q.checks)
+
+    @property
+    def question_ids(self) -> tuple[str, ...]:
+        return tuple(q.id for q in self.questions)
+
+    def public(self) -> Config:
+        """The same rubric with only the checks students may see before grading."""
+        return replace(self, questions=tuple(
+            replace(q, checks=tuple(c for c in q.checks if c.visibility == "visible")) for q in self.questions))
+
+
+def load_config(path: Path | str | None = None) -> Config:
+    path = Path(path) if path else DEFAULT_CONFIG
+    with open(path, "rb") as fh:
+        raw = tomllib.load(fh)
+    root = path.resolve().parent
+    questions = []
+    for q in raw.get("question", []):
+        checks = tuple(
+            Check(
+                question=q["id"],
+                number=f"{q['id']}.{i}",
+                function=c["function"],
+                points=float(c["points"]),
+                description=c["description"],
+                visibility=c.get("visibility", "visible"),
+                params=dict(c.get("params", {})),
+            )
+            for i, c in enumerate(q.get("check", []), start=1)
+        )
+        questions.append(Question(id=q["id"], title=q["title"], checks=checks))
+    a = raw["assignment"]
+    return Config(
+        root=root,
+        name=a["name"],
+        master=root / a["master"],
+        student=root / a["student"],
+        placeholder=a.get("placeholder", "< Compléter >"),
+        limits=Limits(**raw.get("limits", {})),
+        questions=tuple(questions),
+        contamination=Contamination(**raw.get("contamination", {})),
+    )

@@ -1,0 +1,1 @@
+"""Grading a class: intake of submissions, one submission's pipeline, reports."""

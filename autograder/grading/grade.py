@@ -1,0 +1,197 @@
+"""Grade: the pipeline for one submission, and a class-wide batch run in parallel.
+
+load → map cells → instrument → execute → score (clean process) → report
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import shutil
+import sys
+import tempfile
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import nbformat
+from jupyter_core.paths import jupyter_runtime_dir
+
+from ..core.config import Config, load_config
+from ..runner.execute import execute
+from ..notebook.plan import build_plan, preamble_source
+from .intake import find_submissions
+from ..notebook.load import load_submission
+from ..notebook.mapping import map_cells, template_cells
+from ..core.mnist_data import ensure_mnist
+from ..runner.sandbox import FileView
+from .report import GradeReport, build_results, executed_notebook, write_atomic, write_batch_reports, \
+    write_submission_reports
+from ..runner.scoring import score
+
+CAPTURE = "capture"
+
+
+@dataclass(frozen=True)
+class Job:
+    path: Path
+    submission_id: str
+    out_dir: Path
+    config_path: Path
+    mnist: Path
+    cell_timeout: float | None = None
+    seed: int | None = None
+    intake_error: str | None = None     # French: why intake could not even find a notebook
+    public_only: bool = False           # the student self-check: visible checks only
+
+
+def grade_submission(job: Job) -> GradeReport:
+    config = load_config(job.config_path)
+    if job.cell_timeout:
+        config = replace(config, limits=replace(config.limits, cell_timeout=job.cell_timeout))
+    if job.seed is not None:
+        config = replace(config, limits=replace(config.limits, seed=job.seed))
+    if job.public_only:
+        config = config.public()
+    out = job.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    # A zip that held no readable notebook has nothing to load.
+    error, sub = (job.intake_error, None) if job.intake_error else (None, load_submission(job.path))
+    error = error or sub.error
+    if error:
+        report = build_results(config, job.submission_id, "invalid_notebook", None, [], sub.notes if sub else [],
+                               failure=f"fichier invalide ({error})")
+        write_submission_reports(out, config, report, None)
+        return report
+    try:
+        return _grade_notebook(config, job, sub)
+    except Exception:  # our own bug: the batch goes on and the instructor sees why
+        (out / "grader_error.txt").write_text(traceback.format_exc())
+        report = build_results(config, job.submission_id, "grader_error", None, [], sub.notes,
+                               failure="erreur interne du correcteur, signalez-la à l'enseignant")
+        write_submission_reports(out, config, report, None)
+        return report
+
+
+def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
+    template = nbformat.read(config.student, as_version=4)
+    cell_map = map_cells(sub.notebook, template_cells(template))
+    notes = list(sub.notes) + cell_map.notes
+    notes += [f"aucune cellule de la question {q} n'a été trouvée" for q in cell_map.missing_questions]
+    notes += [f"la cellule fournie « {c.master_id} » avait été modifiée et a été rétablie"
+              for c in cell_map.cells if c.restored and c.student_index is not None]
+
+    # The kernel's working directory holds nothing but what it writes itself; the captured
+    # artifacts live in another directory, out of reach of `rm -rf ..`.
+    with tempfile.TemporaryDirectory(prefix="autograder-") as tmp, \
+            tempfile.TemporaryDirectory(prefix="autograder-capture-") as capture_root:
+        scratch = Path(tmp) / "work"
+        capture = Path(capture_root) / CAPTURE
+        scratch.mkdir()
+        steps = build_plan(cell_map, preamble_source(job.mnist, capture, config.limits.seed, config.limits.threads))
+        kernel_log = Path(tmp) / "kernel.log"
+        view = FileView(
+            hide=(str(config.root), tempfile.gettempdir(), str(job.path.parent), str(job.out_dir.parent),
+                  jupyter_runtime_dir()),
+            read_only=(sys.prefix, str(job.mnist)),
+            writable=(str(scratch), capture_root),
+        )
+        result = execute(steps, scratch, config.limits, kernel_log, view)
+        _keep_tail(kernel_log, job.out_dir / "kernel.log")
+        failed = {e.question: e.message for e in result.events if e.question in result.failed_questions}
+        for q in config.question_ids:
+            if q not in result.ran_questions:
+                failed.setdefault(q, cell_map.not_run_reason(q, config.placeholder))
+        # Created only now that the kernel is gone, so nothing it wrote can pose as a result.
+        with tempfile.TemporaryDirectory(prefix="autograder-scoring-") as scoring:
+            scores = score(config, capture, failed, Path(scoring), job.config_path, job.public_only)
+            log = Path(scoring) / "scoring.log"
+            if log.exists():
+                shutil.copy(log, job.out_dir / "scoring.log")
+    # The instructor's log: hidden steps that failed, and checks the grader itself could not run.
+    log = result.hidden_errors + [f"check {n}: {o.internal}" for n, o in scores.outcomes.items() if o.internal]
+    if log:
+        write_atomic(job.out_dir / "grader_log.txt", "\n".join(log) + "\n")
+    for q, measured in scores.measurements.items():
+        if measured.get("test_inputs") == "not_genuine":
+            notes.append(f"question {q} : les données passées à evaluate/predict ne sont pas les 10 000 images de "
+                         "test MNIST ; la précision a été mesurée par le correcteur sur le vrai jeu de test")
+        unreadable = sorted({f["unreadable"] for f in measured.get("fits", []) if f.get("unreadable")})
+        if unreadable:   # said, not guessed: the instructor may want to look at this training
+            notes.append(f"question {q} : les données d'entraînement ({' ; '.join(unreadable)}) n'ont pas pu être "
+                         "examinées : le correcteur n'a pas pu vérifier qu'elles ne contiennent aucune image de test")
+    report = build_results(config, job.submission_id, result.status, scores.outcomes, result.events, notes)
+    report.results["extra_data"] = {"measurements": scores.measurements, "duration_s": round(result.duration, 1),
+                                    "kernel_restarts": result.restarts}
+    executed = executed_notebook(sub.notebook, cell_map, result.outputs, result.execution_counts,
+                                 config.limits.output_limit)
+    write_submission_reports(job.out_dir, config, report, executed)
+    return report
+
+
+def _keep_tail(source: Path, target: Path, limit: int = 50_000) -> None:
+    if source.exists():
+        with open(source, "rb") as fh:
+            fh.seek(max(0, source.stat().st_size - limit))
+            write_atomic(target, fh.read())
+
+
+def load_report(out_dir: Path, submission_id: str) -> GradeReport | None:
+    path = out_dir / "results.json"
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return GradeReport(submission_id, results.get("status", "ok"), results, results.get("notes", []))
+
+
+def grade_batch(paths: list[Path], out: Path, config_path: Path | None = None, workers: int = 1,
+                cell_timeout: float | None = None, resume: bool = False, progress=None) -> list[GradeReport]:
+    config_path = Path(config_path) if config_path else load_config().root / "grading.toml"
+    config = load_config(config_path)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="autograder-intake-") as extracted:   # removed even when grading raises
+        found, ignored = find_submissions(paths, Path(extracted))
+        return _grade_found(found, ignored, out=out, config=config, config_path=config_path, workers=workers,
+                            cell_timeout=cell_timeout, resume=resume, progress=progress)
+
+
+def _grade_found(found, ignored, *, out: Path, config: Config, config_path: Path, workers: int,
+                 cell_timeout: float | None, resume: bool, progress) -> list[GradeReport]:
+    mnist = ensure_mnist()
+    jobs = [Job(f.path, f.id, out / f.id, config_path, mnist, cell_timeout, intake_error=f.error) for f in found]
+    reports: list[GradeReport] = []
+    todo = []
+    for job in jobs:
+        previous = load_report(job.out_dir, job.submission_id) if resume else None
+        if previous is not None:
+            reports.append(previous)
+        else:
+            todo.append(job)
+    if progress:
+        progress.start(len(jobs), done=len(reports))
+    if workers <= 1:
+        for job in todo:
+            reports.append(grade_submission(job))
+            if progress:
+                progress.advance(reports[-1])
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futures = {pool.submit(grade_submission, job): job for job in todo}
+            for fut in as_completed(futures):
+                job = futures[fut]
+                try:
+                    report = fut.result()
+                except Exception:  # a worker died: record it, keep grading the others
+                    (job.out_dir).mkdir(parents=True, exist_ok=True)
+                    (job.out_dir / "grader_error.txt").write_text(traceback.format_exc())
+                    report = build_results(config, job.submission_id, "grader_error", None, [], [],
+                                           failure="erreur interne du correcteur, signalez-la à l'enseignant")
+                    write_submission_reports(job.out_dir, config, report, None)
+                reports.append(report)
+                if progress:
+                    progress.advance(report)
+    write_batch_reports(out, config, reports, [str(p) for p in ignored])
+    return sorted(reports, key=lambda r: r.submission)

@@ -1,0 +1,1 @@
+"""Other tools: nbgrader release, the otter-grader export and its plugin."""

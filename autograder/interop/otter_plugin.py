@@ -1,0 +1,133 @@
+"""Grading under otter-grader (`otter run`, `otter grade`, Gradescope) with our own pipeline stages.
+
+Two halves, both shipped in the zip that ``autograder export otter`` builds:
+
+- ``AutograderPlugin`` runs in otter's process.  Before execution it rebuilds the
+  submission exactly as ``autograder grade`` plans it (map cells → instrument): the
+  hidden preamble (offline MNIST, seeds, call recording), ``begin``/``capture`` around
+  each question, and otter's check of a question right after its capture, since later
+  questions reassign ``model``.
+- ``check`` runs inside the kernel, called by the generated otter test files: it builds
+  the question's artifacts from the capture and calls the rubric's own check function.
+
+Otter's containment is otter's (Docker on ``otter grade``, the Gradescope container);
+the hardened path is ``autograder grade`` (see SECURITY.md).
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import nbformat
+from otter.plugins import AbstractOtterPlugin
+
+from ..rubric import checks
+from ..rubric.artifacts import load_question
+from ..runner.execute import kernel_env
+from ..notebook.plan import build_plan, preamble_source, RUNTIME_MODULE
+from ..notebook.mapping import map_cells, template_cells
+from ..core.mnist_data import CACHE_FILE, MnistError, ensure_mnist, from_cache
+
+PLUGIN_NAME = f"{__name__}.AutograderPlugin"
+OTTER_METADATA = "otter"
+RUNTIME_MISSING = ("Le notebook n'a pas été préparé pour la correction (module de correction absent) : "
+                   "signalez-le à l'enseignant.")
+
+
+def _compiles(source: str) -> bool:
+    """Whether IPython could start running this cell (a leftover placeholder cannot)."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    try:
+        code = TransformerManager().transform_cell(source)
+        compile(code, "<cell>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
+    except (SyntaxError, ValueError):
+        return False
+    return True
+
+
+def unrunnable_questions(cell_map, questions, placeholder: str) -> dict[str, str]:
+    """Questions none of whose cells can run, with the reason `autograder grade` would give."""
+    failed = {}
+    for q in questions:
+        cells = [c for c in cell_map.question_cells(q) if c.cell_type == "code" and c.source.strip()]
+        if not any(_compiles(c.source) for c in cells):
+            failed[q] = cell_map.not_run_reason(q, placeholder)
+    return failed
+
+
+def instrumented_notebook(submission: nbformat.NotebookNode, template: nbformat.NotebookNode, questions,
+                          placeholder: str, mnist: Path, capture_dir: Path, seed: int, threads: int):
+    """The notebook otter executes: our plan's steps as cells, otter's checks after each capture."""
+    cell_map = map_cells(submission, template_cells(template))
+    failed = unrunnable_questions(cell_map, questions, placeholder)
+    preamble = preamble_source(mnist, capture_dir, seed, threads, failed=failed)
+    cells = []
+    for step in build_plan(cell_map, preamble):
+        cell = nbformat.v4.new_code_cell(step.source)
+        if step.kind == "capture":
+            cell.metadata[OTTER_METADATA] = {"tests": [step.question]}
+        cells.append(cell)
+    # Questions with no cell at all are checked by otter at the end, as not run.
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata = nbformat.from_dict({k: v for k, v in submission.get("metadata", {}).items()
+                                      if k in ("kernelspec", "language_info")})
+    return nb
+
+
+class AutograderPlugin(AbstractOtterPlugin):
+    """Configured by ``autograder export otter`` in otter_config.json (template, placeholder, limits)."""
+
+    _workdir: str | None = None
+
+    def _mnist(self, workdir: Path) -> Path:
+        """The zip's copy when it verifies (moved out of the student's reach), else the usual sources."""
+        shipped = Path.cwd() / CACHE_FILE
+        if shipped.is_file():
+            private = workdir / "mnist"
+            private.mkdir()
+            shutil.move(str(shipped), private / CACHE_FILE)
+            try:
+                from_cache(private)
+                return private / CACHE_FILE
+            except MnistError:
+                pass
+        return ensure_mnist(log=lambda message: None)
+
+    def before_execution(self, submission):
+        cfg = self.plugin_config
+        self._workdir = tempfile.mkdtemp(prefix="autograder-otter-")
+        workdir = Path(self._workdir)
+        capture = workdir / "capture"
+        # The kernel otter starts inherits the grader's thread caps and hash seed: same training, same scores.
+        os.environ.update(kernel_env(cfg["threads"]))
+        template = nbformat.from_dict(cfg["template"])
+        return instrumented_notebook(submission, template, cfg["questions"], cfg["placeholder"],
+                                     self._mnist(workdir), capture, cfg["seed"], cfg["threads"])
+
+    def after_grading(self, results):
+        if self._workdir:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+
+
+# --- inside the kernel, called by the generated test files ------------------------------
+
+_artifacts: dict = {}
+_mnist_arrays: list = []
+
+
+def check(question: str, function: str, params: dict) -> None:
+    runtime = sys.modules.get(RUNTIME_MODULE)
+    assert runtime is not None, RUNTIME_MISSING
+    config = runtime._state["config"]
+    if question not in _artifacts:
+        if not _mnist_arrays:
+            _mnist_arrays.append(from_cache(Path(config["mnist"]).parent))
+        _artifacts[question] = load_question(Path(config["capture_dir"]), question, _mnist_arrays[0],
+                                             config.get("failed", {}).get(question))
+    checks.run_check(_artifacts[question], function, params)

@@ -1,0 +1,1 @@
+"""Code that runs inside the student's kernel, shipped there as source."""

@@ -1,0 +1,1 @@
+"""From a submitted file to an execution plan: load, map cells to questions, plan hidden steps."""

@@ -1,0 +1,81 @@
+"""Instrument: turn mapped cells into an execution plan with hidden grader steps.
+
+The plan is the planned cells in order, plus hidden steps the student never sees:
+a preamble before everything (offline MNIST, seeds, thread caps, call recording),
+``begin(q)`` before a question's first cell and ``capture(q)`` after its last one,
+so each question's artifacts are exported before later questions reassign ``model``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .mapping import CellMap, PlannedCell
+
+SKIP_TAG = "otter_ignore"
+RUNTIME_MODULE = "_autograder_runtime"
+SYNTAX_ERRORS = ("SyntaxError", "IndentationError", "TabError")   # a cell that raised these never ran
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: str                  # "preamble", "begin", "cell", "capture"
+    source: str
+    question: str | None = None
+    cell: PlannedCell | None = None
+    position: int | None = None   # index of the cell in CellMap.cells
+
+    @property
+    def hidden(self) -> bool:
+        return self.kind != "cell"
+
+
+def runtime_source() -> str:
+    return (Path(__file__).resolve().parents[1] / "kernel" / "runtime.py").read_text(encoding="utf-8")
+
+
+def preamble_source(mnist_path: Path, capture_dir: Path, seed: int, threads: int, **extra) -> str:
+    config = {"mnist": str(mnist_path), "capture_dir": str(capture_dir), "seed": seed, "threads": threads, **extra}
+    # The runtime lives in its own module object, not in the student's namespace.
+    return "\n".join([
+        "def _autograder_boot(source, config):",
+        "    import sys, types",
+        f"    module = types.ModuleType({RUNTIME_MODULE!r})",
+        f"    exec(compile(source, '<{RUNTIME_MODULE}>', 'exec'), module.__dict__)",
+        f"    sys.modules[{RUNTIME_MODULE!r}] = module",
+        "    module.install(config)",
+        f"_autograder_boot({runtime_source()!r}, {json.dumps(config)})",
+        "del _autograder_boot",
+    ])
+
+
+def _call(fn: str, *args) -> str:
+    return f"__import__({RUNTIME_MODULE!r}).{fn}({', '.join(map(repr, args))})"
+
+
+def should_run(cell: PlannedCell) -> bool:
+    return cell.cell_type == "code" and SKIP_TAG not in cell.tags and bool(cell.source.strip())
+
+
+def build_plan(cell_map: CellMap, preamble: str) -> list[Step]:
+    steps = [Step("preamble", preamble)]
+    runnable = [(i, c) for i, c in enumerate(cell_map.cells) if should_run(c)]
+    last_of = {}
+    for i, c in runnable:
+        if c.question:
+            last_of[c.question] = i
+    current = None
+    for i, c in runnable:
+        # The recorder tells the exercise cell's calls (and its given lines) from those of cells a student
+        # added: a question is graded on the model its own cell works on.
+        if c.question is not None and (c.question, c.exercise) != current:
+            given = list(cell_map.given.get(c.question, ())) if c.exercise else []
+            steps.append(Step("begin", _call("begin", c.question, c.exercise, given), c.question))
+        current = (c.question, c.exercise)
+        steps.append(Step("cell", c.source, c.question, c, i))
+        if c.question is not None and last_of[c.question] == i:
+            steps.append(Step("capture", _call("capture", c.question), c.question))
+            current = None
+    return steps

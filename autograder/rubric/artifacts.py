@@ -1,0 +1,283 @@
+"""Artifacts: what the scoring process knows about each question, as plain dataclasses.
+
+Built in the clean scoring process from the capture directory: the saved Keras model
+is loaded and described here, and its accuracy measured here on the genuine test set.
+Nothing the notebook printed or computed about itself is trusted.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..core.config import Contamination
+from ..core.mnist_data import Mnist
+from ..kernel.runtime import row_hashes
+from .inputs import InputSpace, fit_input_space
+
+KERAS_DEFAULT_BATCH_SIZE = 32
+
+
+@dataclass(frozen=True)
+class Layer:
+    class_name: str
+    units: int | None = None
+    activation: str | None = None
+    features: int | None = None      # size of the last input axis
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    layers: tuple[Layer, ...]        # flattened, InputLayer excluded
+    output_units: int | None
+
+
+@dataclass(frozen=True)
+class FitCall:
+    question: str | None
+    batch_size: int | None           # effective value (Keras' default when omitted); None: unknown
+    epochs: int                      # epochs asked for, initial_epoch accounted for
+    batch_size_how: str
+    samples: int | None
+    test_rows: int = 0               # training rows that are test images
+    raised: str | None = None
+    unreadable: str | None = None    # French: the data Keras iterated, when it could not be examined
+
+
+@dataclass(frozen=True)
+class Prediction:
+    question: str | None
+    kind: str                        # "predict" or "evaluate"
+    samples: int | None
+
+
+@dataclass
+class QuestionArtifacts:
+    question: str
+    failure: str | None = None       # French: why the question could not run
+    model: ModelInfo | None = None
+    model_error: str | None = None
+    fits: list[FitCall] = field(default_factory=list)          # on this model, all questions
+    predictions: list[Prediction] = field(default_factory=list)
+    test_inputs: str = "missing"     # "genuine", "not_genuine" or "missing"
+    predicted_test_set: bool = False
+    accuracy: float | None = None
+    accuracy_note: str | None = None
+
+    @property
+    def question_fits(self) -> list[FitCall]:
+        return [f for f in self.fits if f.question == self.question and f.raised is None]
+
+
+def describe_model(model) -> ModelInfo:
+    """Flatten nested models into the list of layers a student would read top to bottom."""
+    import keras
+
+    layers: list[Layer] = []
+
+    def walk(m):
+        for layer in m.layers:
+            if isinstance(layer, keras.Model):
+                walk(layer)
+                continue
+            if isinstance(layer, keras.layers.InputLayer):
+                continue
+            cfg = layer.get_config()
+            activation = cfg.get("activation")
+            if isinstance(activation, dict):
+                activation = activation.get("config", {}).get("name") or activation.get("class_name")
+            if layer.__class__.__name__ == "Softmax":
+                activation = "softmax"
+            if layer.__class__.__name__ == "ReLU":
+                activation = "relu"
+            try:
+                features = int(layer.input.shape[-1]) if layer.input.shape[-1] is not None else None
+            except Exception:
+                features = None
+            layers.append(Layer(layer.__class__.__name__, cfg.get("units"),
+                                activation if isinstance(activation, str) else None, features))
+
+    walk(model)
+    try:
+        out = model.output_shape
+        output_units = int(out[-1]) if out and out[-1] is not None else None
+    except Exception:
+        output_units = None
+    return ModelInfo(tuple(layers), output_units)
+
+
+# How a saved config refers to Python code written in the notebook, which safe_mode rightly refuses to run.
+NOTEBOOK_CODE_MARKERS = ('"__lambda__"', '"class_name": "Lambda"', '"module": "builtins", "class_name": "function"',
+                         '"activation": {"value": [')   # a lambda activation, saved as bytecode
+
+
+def load_model(path: Path):
+    """The student's saved model, loaded without running any code of theirs (safe_mode)."""
+    import keras
+
+    # An activation passed as a function (tf.nn.swish) is saved by its name alone: Keras' own
+    # activations are safe to resolve by name.
+    known = {name: fn for name, fn in vars(keras.activations).items() if callable(fn) and not name.startswith("_")}
+    return keras.saving.load_model(path, compile=False, safe_mode=True, custom_objects=known)
+
+
+def _load_error(path: Path, exc: Exception) -> str:
+    try:
+        with zipfile.ZipFile(path) as saved:
+            config = saved.read("config.json").decode("utf-8", errors="replace")
+    except (OSError, KeyError, zipfile.BadZipFile):
+        config = ""
+    if any(marker in config for marker in NOTEBOOK_CODE_MARKERS):
+        return ("le modèle utilise du code Python écrit dans le notebook (fonction lambda ou def, couche Lambda) : "
+                "par sécurité, le correcteur ne l'exécute pas. Utilisez les activations et couches de Keras, "
+                "par exemple activation='tanh' ou keras.layers.LeakyReLU()")
+    return f"le modèle n'a pas pu être rechargé pour la correction ({type(exc).__name__})"
+
+
+DATA_KINDS = {"tf.data": "un tf.data.Dataset", "generator": "un générateur Python", "PyDataset": "un keras.utils.PyDataset"}
+HIDDEN_BY = {
+    "source": "construit avec {}()",
+    "op": "transformé avec {}()",
+    "subset": "dont {}() retient des exemples au hasard",
+    "after_batch": "auquel {}() est appliqué après batch()",
+    "not_batched": "sans batch()",
+    "steps_subset": "dont steps_per_epoch ne lit qu'une partie, dans un ordre aléatoire",
+    "multiprocessing": "lu par d'autres processus (use_multiprocessing=True)",
+    "not_arrays": "dont les batchs ne sont pas des tableaux",
+    "incomplete": "dont les batchs n'ont pas tous été vus",
+}
+
+
+def _unreadable(x: dict) -> str | None:
+    """French: what a fit's data is and what hid it (``why`` as the kernel runtime records it)."""
+    why = x.get("why")
+    if not why:
+        return None
+    code, _, method = why.partition(":")
+    what = DATA_KINDS.get(x.get("kind"), f"un objet {x.get('kind')}")
+    return f"{what} {HIDDEN_BY[code].format(method)}" if code in HIDDEN_BY else what
+
+
+def _fit_call(raw: dict, test_rows: int) -> FitCall:
+    batch = raw.get("batch_size")
+    epochs = raw.get("epochs") if raw.get("epochs") is not None else 1
+    initial = raw.get("initial_epoch") or 0
+    return FitCall(
+        question=raw.get("question"),
+        batch_size=int(batch) if isinstance(batch, (int, np.integer)) else (
+            None if raw.get("batch_size_how") == "data" else KERAS_DEFAULT_BATCH_SIZE if batch is None else -1),
+        epochs=int(epochs) - int(initial) if isinstance(epochs, (int, np.integer)) else -1,
+        batch_size_how=raw.get("batch_size_how", "default"),
+        samples=(raw.get("x") or {}).get("n"),
+        test_rows=test_rows,
+        raised=raw.get("raised"),
+        unreadable=_unreadable(raw.get("x") or {}),
+    )
+
+
+def _evaluate(model, space: InputSpace, mnist: Mnist) -> float:
+    x = space.apply(mnist.x_test)
+    probs = np.asarray(model.predict(x, batch_size=1000, verbose=0))
+    probs = probs.reshape(len(x), -1)
+    return float(np.mean(np.argmax(probs, axis=1) == mnist.y_test))
+
+
+def _read_capture(qdir: Path) -> tuple[dict, list, dict[str, np.ndarray]]:
+    """The question's call log and the arrays the kernel exported with it (unreadable arrays: none)."""
+    data = json.loads((qdir / "calls.json").read_text())
+    inputs = {}
+    if (qdir / "inputs.npz").exists():
+        try:
+            with np.load(qdir / "inputs.npz", allow_pickle=False) as npz:
+                inputs = {k: npz[k] for k in npz.files}
+        except (OSError, ValueError, zipfile.BadZipFile):
+            inputs = {}
+    return data.get("meta", {}), data.get("calls", []), inputs
+
+
+def _test_hashes(mnist: Mnist, inputs: dict[str, np.ndarray]) -> set[str]:
+    """Test images, byte for byte, in every form the student may have trained on them."""
+    hashes = set(row_hashes(mnist.x_test))
+    for key in ("evaluate_x", "predict_x"):
+        if key in inputs and len(inputs[key]) == len(mnist.x_test):
+            hashes.update(row_hashes(inputs[key]))
+    return hashes
+
+
+def _input_space(art: QuestionArtifacts, inputs: dict[str, np.ndarray], mnist: Mnist) -> InputSpace | None:
+    """The student's input space, from their test inputs (noting whether those are genuine), else
+    from the head of their training input."""
+    space = None
+    for key in ("evaluate_x", "predict_x"):
+        if key in inputs:
+            found = fit_input_space(inputs[key], mnist.x_test)
+            if found is not None:
+                space = space or found
+                if key == "predict_x":
+                    art.predicted_test_set = True
+                art.test_inputs = "genuine"
+            elif art.test_inputs != "genuine":
+                art.test_inputs = "not_genuine"
+    if space is None and "fit_head_x" in inputs:
+        head = inputs["fit_head_x"]
+        space = fit_input_space(head, mnist.x_train[: len(head)])
+    return space
+
+
+def _test_row_counter(inputs, space, mnist: Mnist, settings: Contamination | None):
+    """Counts a fit's training rows that are test images: byte for byte, and, when grading
+    (``settings``), near-duplicates too.  The public check counts exact copies only."""
+    test_hashes = _test_hashes(mnist, inputs)
+    if settings is None:
+        return lambda call: sum(h in test_hashes for h in call.get("row_hashes") or [])
+    from .contamination import contaminated_row_count   # lazy: verifier.py bundles this module, not that one
+    return lambda call: contaminated_row_count(call, inputs, space, mnist, settings, test_hashes)
+
+
+def load_question(capture_dir: Path, question: str, mnist: Mnist, failure: str | None = None,
+                  measure_accuracy: bool = True, contamination: Contamination | None = None) -> QuestionArtifacts:
+    """What the scoring process knows of a question; ``measure_accuracy`` False for the public check,
+    which has no hidden check to feed."""
+    art = QuestionArtifacts(question, failure=failure)
+    qdir = Path(capture_dir) / question
+    if failure is not None:
+        return art
+    if not (qdir / "calls.json").exists():
+        art.failure = "la question n'a pas été exécutée (cellule absente ou non reconnue)"
+        return art
+    meta, calls, inputs = _read_capture(qdir)
+    uid = meta.get("model_uid")
+    space = _input_space(art, inputs, mnist)
+    count = _test_row_counter(inputs, space, mnist, (contamination or Contamination()) if measure_accuracy else None)
+    mine = [c for c in calls if c.get("model") == uid and uid is not None]
+    art.fits = [_fit_call(c, count(c)) for c in mine if c.get("kind") == "fit"]
+    art.predictions = [Prediction(c.get("question"), c["kind"], (c.get("x") or {}).get("n"))
+                       for c in mine if c.get("kind") in ("predict", "evaluate") and not c.get("raised")]
+    if not meta.get("model_saved"):
+        art.model_error = "aucun modèle Keras n'a été créé, entraîné ou utilisé dans cette question" if uid is None else \
+            "le modèle n'a pas pu être enregistré pour la correction"
+        return art
+    try:
+        model = load_model(qdir / "model.keras")
+    except Exception as exc:  # noqa: BLE001 - any loading failure is the student's model, not ours
+        art.model_error = _load_error(qdir / "model.keras", exc)
+        return art
+    art.model = describe_model(model)
+    if measure_accuracy:
+        _measure_accuracy(art, model, space, mnist)
+    return art
+
+
+def _measure_accuracy(art: QuestionArtifacts, model, space: InputSpace | None, mnist: Mnist) -> None:
+    if space is None:
+        art.accuracy_note = ("impossible de retrouver le jeu de test MNIST dans les données passées à "
+                             "evaluate/predict : la précision n'a pas pu être mesurée")
+        return
+    try:
+        art.accuracy = _evaluate(model, space, mnist)
+    except Exception as exc:  # noqa: BLE001
+        art.accuracy_note = f"le modèle n'a pas pu être évalué sur le jeu de test ({type(exc).__name__})"

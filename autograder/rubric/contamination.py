@@ -1,0 +1,334 @@
+"""Training rows that are near-duplicates of test images, in the student's own input space.
+
+Exact row hashes miss ``X_test`` trained on after a little noise, a rescaling, a rounding or a
+change of dtype.  The kernel exports every training input through one fixed random 784 -> 64
+projection (``kernel.runtime.project_rows``), which keeps distances.  Here the genuine images
+are embedded the same way and
+
+    a row is flagged when its nearest test image t is closer than margin * min(h(t), median h),
+
+h(t) being the distance from t to the nearest genuine training image in the same embedding.
+A genuine training image is at least h(t) from t by definition, so with margin < 1 training on
+``X_train`` (any subset, order or normalisation that the input space explains) is never flagged;
+the margin only has to clear augmented training images (``python -m autograder.rubric.contamination``
+measures both sides).  Runs in the scoring process only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn.neighbors import NearestNeighbors
+
+from ..core.config import Contamination, load_config
+from .inputs import InputSpace, fit_input_space
+from ..kernel.runtime import project_rows
+from ..core.mnist_data import Mnist, load_mnist
+
+MATCH_DIMS = 4            # a k-d tree finds an identical row fast in a few projected dimensions
+MATCH_TOLERANCE = 1e-3    # "identical", relative to the spread of the embedded images
+CHUNK = 10000             # rows mapped into a space at a time (bounded float64 temporaries)
+CAP_STRIDE = 10           # the median of h(t) is estimated on every tenth test image
+KEPT_SPACES = 4           # per-pixel spaces kept in memory, besides the shared raw and scale-free ones
+
+
+def trained_rows(n: int, validation_split: float | None, has_validation_data: bool = False) -> int:
+    """How many leading rows Keras trains on: ``validation_split`` holds out the last ones
+    (keras/src/trainers/data_adapters/array_slicing.py, Keras 3: floor) unless ``validation_data``
+    is given, in which case it is ignored."""
+    if not validation_split or has_validation_data:
+        return n
+    return int(math.floor(n * (1.0 - validation_split)))
+
+
+class _Reference:
+    """The genuine training and test images in one embedding, and the honest baseline h(t)."""
+
+    def __init__(self, train: np.ndarray, test: np.ndarray):
+        self.train, self.test = train, test
+        spread = float(np.median(np.linalg.norm(test - test.mean(axis=0), axis=1)))
+        self.tolerance = MATCH_TOLERANCE * spread
+        self._lookup = NearestNeighbors(n_neighbors=1, algorithm="kd_tree").fit(train[:, :MATCH_DIMS])
+        self._tests = NearestNeighbors(n_neighbors=1, algorithm="brute").fit(test)
+        self._trains = NearestNeighbors(n_neighbors=1, algorithm="brute").fit(train)
+        self._honest = np.full(len(test), np.nan, dtype=np.float32)
+        self._cap: float | None = None
+
+    def genuine(self, rows: np.ndarray) -> np.ndarray:
+        """Rows that are genuine training images: they need no search (and most rows are)."""
+        _, idx = self._lookup.kneighbors(rows[:, :MATCH_DIMS])
+        return np.linalg.norm(rows - self.train[idx[:, 0]], axis=1) <= self.tolerance
+
+    def honest(self, tests: np.ndarray) -> np.ndarray:
+        """h(t) for these test images, computed on first need: a clean submission never pays for it."""
+        missing = np.unique(tests[np.isnan(self._honest[tests])])
+        if missing.size:
+            self._honest[missing] = self._trains.kneighbors(self.test[missing])[0][:, 0]
+        return self._honest[tests]
+
+    def baseline(self, tests: np.ndarray) -> np.ndarray:
+        """min(h(t), median h): an isolated test image (ink where training images have little, which
+        per-pixel standardisation magnifies) has a large h(t) that a shifted training image can undercut."""
+        if self._cap is None:
+            self._cap = float(np.median(self.honest(np.arange(0, len(self.test), CAP_STRIDE))))
+        return np.minimum(self.honest(tests), self._cap)
+
+    def nearest(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per row: distance to the nearest test image, that image's baseline, and its index;
+        inf where the row is a genuine training image or not finite."""
+        dist = np.full(len(rows), np.inf, dtype=np.float32)
+        honest = np.full(len(rows), np.inf, dtype=np.float32)
+        index = np.full(len(rows), -1)
+        todo = np.flatnonzero(np.all(np.isfinite(rows), axis=1))
+        if todo.size:
+            todo = todo[~self.genuine(rows[todo])]
+        if todo.size:
+            d, i = self._tests.kneighbors(rows[todo])
+            dist[todo], index[todo] = d[:, 0], i[:, 0]
+            honest[todo] = self.baseline(i[:, 0])
+        return dist, honest, index
+
+
+@dataclass
+class _Cache:
+    """What one scoring process keeps between calls: the four questions usually share a space."""
+    mnist: Mnist | None = None
+    references: dict = field(default_factory=dict)   # embedding key -> _Reference
+    results: dict = field(default_factory=dict)      # (space key, margin, rows digest) -> mask
+
+    def reference(self, mnist: Mnist, key: tuple, build: Callable[[], tuple[np.ndarray, np.ndarray]]) -> _Reference:
+        if self.mnist is not mnist:
+            self.mnist, self.references, self.results = mnist, {}, {}
+        if key not in self.references:
+            spaces = [k for k in self.references if k[0] == "space"]
+            if key[0] == "space" and len(spaces) >= KEPT_SPACES:
+                del self.references[spaces[0]]
+            self.references[key] = _Reference(*build())
+        return self.references[key]
+
+
+_cache = _Cache()
+
+
+def _projected(images: np.ndarray, space: InputSpace | None = None) -> np.ndarray:
+    parts = [images[i:i + CHUNK] for i in range(0, len(images), CHUNK)]
+    return np.concatenate([project_rows(space.apply(p) if space else p) for p in parts])
+
+
+def _direction(rows: np.ndarray) -> np.ndarray:
+    """Scale-free embedding: any a * x + b of an image lands on the same unit vector (a > 0),
+    because the projected offset b is along one fixed direction, removed here."""
+    ones = project_rows(np.ones((1, 784), dtype=np.float32))[0]
+    ones /= np.linalg.norm(ones)
+    flat = rows - np.outer(rows @ ones, ones)
+    return flat / np.maximum(np.linalg.norm(flat, axis=1, keepdims=True), 1e-12)
+
+
+def _uniform_scale(space: InputSpace) -> float | None:
+    """The common scale a when the space is a * x + b on every varying pixel (x/255, x*2-1, global
+    standardisation): distances are then a times raw distances and one raw reference serves all."""
+    scale = np.asarray(space.scale, dtype=np.float64).ravel()
+    varying = scale[scale != 0]
+    if varying.size and np.allclose(varying, varying[0], rtol=1e-5, atol=0):
+        return float(varying[0])
+    return None
+
+
+def _space_key(space: InputSpace | None) -> str | None:
+    if space is None:
+        return None
+    data = np.asarray(space.scale).tobytes() + np.asarray(space.offset).tobytes() + space.dtype.encode()
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def _embedded(projected: np.ndarray, space: InputSpace | None, mnist: Mnist) -> tuple[np.ndarray, _Reference, float]:
+    """The rows and the genuine images in one embedding, and the factor from it to the student's units."""
+    rows = np.asarray(projected, dtype=np.float32)
+    if space is None:
+        ref = _cache.reference(mnist, ("direction",), lambda: (_direction(_projected(mnist.x_train)),
+                                                               _direction(_projected(mnist.x_test))))
+        return _direction(rows), ref, 1.0
+    a = _uniform_scale(space)
+    if a is not None:
+        # Back to raw pixels; the offset of a pixel constant in the genuine images is its value
+        # there, MNIST's background 0, so subtracting it is exact.
+        offset = project_rows(np.asarray(space.offset, dtype=np.float64).reshape(1, -1))[0]
+        ref = _cache.reference(mnist, ("raw",), lambda: (_projected(mnist.x_train), _projected(mnist.x_test)))
+        return (rows - offset) / np.float32(a), ref, abs(a)
+    ref = _cache.reference(mnist, ("space", _space_key(space)),
+                           lambda: (_projected(mnist.x_train, space), _projected(mnist.x_test, space)))
+    return rows, ref, 1.0
+
+
+def nearest_test_distances(projected: np.ndarray, space: InputSpace | None,
+                           mnist: Mnist) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row, in the student's units (scale-free when ``space`` is None): the distance to the
+    nearest test image, that image's baseline min(h(t), median h), and its index (-1 and inf
+    distances: a genuine training row, or not finite)."""
+    rows, ref, unit = _embedded(projected, space, mnist)
+    dist, honest, index = ref.nearest(rows)
+    return dist * unit, honest * unit, index
+
+
+def near_test_rows(projected: np.ndarray, space: InputSpace | None, mnist: Mnist,
+                   settings: Contamination) -> np.ndarray:
+    """Boolean mask: rows closer to a test image than ``settings.margin`` times its baseline.
+
+    ``projected``: the fit's ``projection_<sha256>`` array from inputs.npz (one row per training
+    row, validation rows included).  ``space``: the question's input space; None when no space
+    could be fitted, then the scale-free embedding (any global a * x + b, not per-pixel maps)."""
+    rows = np.ascontiguousarray(projected)
+    key = (_space_key(space), settings.margin, hashlib.blake2b(rows.tobytes(), digest_size=16).hexdigest())
+    if _cache.mnist is not mnist or key not in _cache.results:
+        dist, honest, _ = nearest_test_distances(rows, space, mnist)
+        _cache.results[key] = dist < settings.margin * honest
+    return _cache.results[key].copy()
+
+
+def contaminated_row_count(call: dict, inputs: dict[str, np.ndarray], space: InputSpace | None, mnist: Mnist,
+                           settings: Contamination, test_hashes: set[str]) -> int:
+    """Rows a recorded fit call trained on that are test images: byte for byte (row hashes), or
+    near-duplicates (projection) once there are ``settings.min_rows`` of them; validation rows excluded."""
+    hashes = call.get("row_hashes") or []
+    exact = np.fromiter((h in test_hashes for h in hashes), dtype=bool, count=len(hashes))
+    near = np.zeros_like(exact)
+    projected = inputs.get(f"projection_{call.get('projection')}")
+    if projected is not None and len(projected) == len(exact):
+        near = near_test_rows(projected, space, mnist, settings)
+    keep = trained_rows(len(exact), call.get("validation_split"), bool(call.get("has_validation_data")))
+    exact, near = exact[:keep], near[:keep]
+    # One odd augmented image must not fail a student; disguised test images matter by thousands.
+    return int(np.sum(exact | near)) if np.sum(near & ~exact) >= settings.min_rows else int(np.sum(exact))
+
+
+# --- Calibration: python -m autograder.rubric.contamination [--rows N] [--draws D] ----------------------
+
+def student_spaces(mnist: Mnist) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    """How students feed pixels to the network, written as they write it."""
+    from sklearn.preprocessing import StandardScaler
+
+    mean, std = float(mnist.x_train.mean()), float(mnist.x_train.std())
+    scaler = StandardScaler().fit(mnist.x_train.reshape(len(mnist.x_train), -1))
+    return {
+        "raw": lambda x: x,
+        "x/255": lambda x: x / 255.0,
+        "x/127.5-1 (float32)": lambda x: (x / 127.5 - 1).astype(np.float32),
+        "(x-mean)/std global": lambda x: ((x - mean) / std).astype(np.float32),
+        "StandardScaler per pixel": lambda x: scaler.transform(np.asarray(x, dtype=np.float64).reshape(len(x), -1)),
+    }
+
+
+def augment(x: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Honest training images: the usual augmentations of genuine ones (raw pixels, float)."""
+    from scipy import ndimage
+
+    x = x.astype(np.float32)
+    out = {}
+    moves = rng.integers(0, 24, len(x))       # every shift of at most two pixels but none
+    shifts = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3) if (dy, dx) != (0, 0)]
+    shifted = x.copy()
+    for k, (dy, dx) in enumerate(shifts):
+        shifted[moves == k] = ndimage.shift(x[moves == k], (0, dy, dx), order=0)
+    out["shifted 1-2 px"] = shifted
+    angles = rng.choice([-10, -7, -5, -3, 3, 5, 7, 10], len(x))
+    rotated = x.copy()
+    for angle in np.unique(angles):
+        rotated[angles == angle] = ndimage.rotate(x[angles == angle], angle, axes=(1, 2), reshape=False, order=1)
+    out["rotated 3-10 deg"] = np.clip(rotated, 0, 255)
+    zooms = rng.choice([0.9, 0.95, 1.05, 1.1], len(x))
+    zoomed = x.copy()
+    for z in np.unique(zooms):     # about the centre, as keras.layers.RandomZoom
+        zoomed[zooms == z] = ndimage.affine_transform(x[zooms == z], [1, 1 / z, 1 / z],
+                                                      offset=[0, 13.5 - 13.5 / z, 13.5 - 13.5 / z], order=1)
+    out["zoomed 0.9-1.1"] = zoomed
+    out["noise sigma 25 grey"] = x + rng.normal(0, 25.5, x.shape).astype(np.float32)
+    erased = x.copy()
+    for i, (r, c) in enumerate(rng.integers(0, 21, (len(x), 2))):
+        erased[i, r:r + 8, c:c + 8] = 0
+    out["random erasing 8x8"] = erased
+    out["shift+rotate+noise"] = np.clip(ndimage.shift(rotated, (0, 1, 0), order=0)
+                                        + rng.normal(0, 5, x.shape), 0, 255).astype(np.float32)
+    return out
+
+
+def disguise(x_test: np.ndarray, student: Callable[[np.ndarray], np.ndarray],
+             rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Test images as a student might disguise them, in the student's units."""
+    z = np.asarray(student(x_test))
+    unit = 255.0 * float(z.std()) / float(x_test.std())   # the 0-255 range in the student's units
+    noisy = lambda sigma: z + rng.normal(0, sigma, z.shape)   # noqa: E731
+    return {
+        "noise 2 grey levels": student(x_test + rng.normal(0, 2, x_test.shape)),
+        "noise 5 grey, clipped uint8": student(np.clip(np.rint(x_test + rng.normal(0, 5, x_test.shape)),
+                                                       0, 255).astype(np.uint8)),
+        **{f"noise {p}% of range": noisy(p / 100 * unit) for p in (1, 2, 3, 5)},
+        "x 0.98": z * 0.98,
+        "x 1.02": z * 1.02,
+        "np.round(X/255, 2)": student(np.round(x_test / 255, 2) * 255),
+        "float16 round trip": z.astype(np.float16).astype(np.float32),
+        "float32": z.astype(np.float32),
+    }
+
+
+def _ratios(z: np.ndarray, space: InputSpace | None, mnist: Mnist) -> tuple[np.ndarray, np.ndarray]:
+    """Distances to the nearest test image and distance / baseline (inf: a genuine training row)."""
+    dist, base, _ = nearest_test_distances(project_rows(np.asarray(z)), space, mnist)
+    return dist, np.divide(dist, base, out=np.full(len(dist), np.inf, dtype=np.float32), where=np.isfinite(dist))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Measure honest and disguised-test distances per input space.")
+    parser.add_argument("--rows", type=int, default=20000, help="training images augmented per draw")
+    parser.add_argument("--draws", type=int, default=1, help="independent augmentations of them")
+    args = parser.parse_args(argv)
+    margin, started = load_config().contamination.margin, time.perf_counter()
+    mnist = load_mnist()
+    spaces = {}
+    for name, student in student_spaces(mnist).items():
+        spaces[f"{name}, its space"] = (student, fit_input_space(student(mnist.x_test), mnist.x_test))
+        if name in ("x/255", "StandardScaler per pixel"):   # the scale-free embedding ignores a and b
+            spaces[f"{name}, no space (scale-free)"] = (student, None)
+    honest: dict[tuple[str, str], list] = {}
+    for draw in range(args.draws):
+        rng = np.random.default_rng(draw)
+        subset = rng.permutation(len(mnist.x_train))[:args.rows]
+        forms = augment(mnist.x_train[subset], rng)
+        if draw == 0:
+            forms = {"X_train": mnist.x_train, "shuffled half": mnist.x_train[subset[: args.rows // 2]], **forms}
+        for label, (student, space) in spaces.items():
+            for form, images in forms.items():
+                dist, ratio = _ratios(student(images), space, mnist)
+                searched = np.isfinite(dist)
+                honest.setdefault((label, form), []).append(
+                    (ratio.min(), dist[searched].min(initial=np.inf), np.sum(ratio < margin), len(dist), searched.sum()))
+    print(f"ratio = distance to the nearest test image t / min(h(t), median h), h(t): t's distance to the "
+          f"nearest genuine training image; flagged below margin = {margin}; augmented forms: "
+          f"{args.draws} x {args.rows} training images")
+    for label, (student, space) in spaces.items():
+        _, ref, unit = _embedded(project_rows(student(mnist.x_test[:1])), space, mnist)
+        h = ref.honest(np.arange(len(ref.test))) * unit
+        print(f"\n== {label}: h(t) min {h.min():.4g}, 0.1% {np.quantile(h, 0.001):.4g}, "
+              f"1% {np.quantile(h, 0.01):.4g}, median {np.median(h):.4g}")
+        for (where, form), runs in honest.items():
+            if where == label:
+                low, near, flagged, n, searched = (f(col) for f, col in zip((min, min, sum, sum, sum), zip(*runs)))
+                print(f"  honest  {form:28s} min ratio {low:.3f}, min distance {near:.4g}, "
+                      f"{searched}/{n} rows searched; flagged {flagged}")
+        for form, z in disguise(mnist.x_test, student, np.random.default_rng(0)).items():
+            dist, ratio = _ratios(z, space, mnist)
+            print(f"  altered {form:28s} ratio median {np.median(ratio):.3f}, 99% {np.quantile(ratio, 0.99):.3f}, "
+                  f"max {ratio.max():.3f}; distance median {np.median(dist):.4g}; "
+                  f"flagged {np.sum(ratio < margin)}/{len(z)}")
+    print(f"\n({time.perf_counter() - started:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""Fixtures of the hidden suite: each question's artifacts, built in this clean process."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from autograder.rubric.artifacts import load_question
+from autograder.core.config import load_config
+from autograder.core.mnist_data import load_mnist
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("autograder")
+    group.addoption("--capture-dir", help="directory of the captured artifacts")
+    group.addoption("--grading-config", default=None, help="path of grading.toml")
+    group.addoption("--execution", default=None, help="JSON of the questions that failed to run")
+    group.addoption("--measurements", default=None, help="where to write what was measured")
+    group.addoption("--public-only", action="store_true", help="run only the checks students may see")
+
+
+def pytest_generate_tests(metafunc):
+    if "check" in metafunc.fixturenames:
+        config = load_config(metafunc.config.getoption("--grading-config"))
+        rubric = (config.public() if metafunc.config.getoption("--public-only") else config).checks
+        metafunc.parametrize("check", rubric, ids=[c.number for c in rubric])
+
+
+@pytest.fixture(scope="session")
+def config(pytestconfig):
+    return load_config(pytestconfig.getoption("--grading-config"))
+
+
+@pytest.fixture(scope="session")
+def artifacts(pytestconfig, config):
+    capture = Path(pytestconfig.getoption("--capture-dir"))
+    execution = pytestconfig.getoption("--execution")
+    failed = json.loads(Path(execution).read_text()).get("failed", {}) if execution else {}
+    mnist = load_mnist()
+    arts = {q: load_question(capture, q, mnist, failed.get(q), contamination=config.contamination)
+            for q in config.question_ids}
+    out = pytestconfig.getoption("--measurements")
+    if out:
+        Path(out).write_text(json.dumps({q: {
+            "accuracy": a.accuracy, "test_inputs": a.test_inputs, "note": a.accuracy_note or a.model_error,
+            "fits": [{"question": f.question, "batch_size": f.batch_size, "epochs": f.epochs,
+                      "samples": f.samples, "test_rows": f.test_rows, "unreadable": f.unreadable} for f in a.fits],
+        } for q, a in arts.items()}, ensure_ascii=False, indent=1))
+    return arts

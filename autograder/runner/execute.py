@@ -1,0 +1,311 @@
+"""Execute: run an execution plan in a fresh Jupyter kernel with nbclient.
+
+Failures cost the question they happen in, never the whole submission: a timeout
+interrupts the cell, and a kernel that dies (or ignores the interrupt) is replaced by
+a new one into which the instructor cells and earlier questions are replayed, skipping
+the question that failed.  Each such event is reported in French.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import nbformat
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import AsyncKernelManager
+from nbclient import NotebookClient
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+from ..core.config import Limits
+from ..notebook.plan import SYNTAX_ERRORS, Step
+from .outputs import BoundedOutputClient
+from .sandbox import FileView, KernelUser, Watchdog, kernel_prefix, kernel_user, network_isolation
+
+TIMEOUT_ENAME = "AutograderCellTimeout"
+PROBE_TIMEOUT = 20
+KERNEL_NAME = "autograder-python"
+
+
+@dataclass
+class Event:
+    kind: str                  # "timeout", "kernel_died", "error", "budget"
+    question: str | None
+    message: str               # French, for the student
+
+
+@dataclass
+class ExecutionResult:
+    outputs: dict[int, list] = field(default_factory=dict)       # planned position -> outputs
+    execution_counts: dict[int, int | None] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+    failed_questions: set[str] = field(default_factory=set)
+    ran_questions: set[str] = field(default_factory=set)     # at least one cell compiled and ran
+    hidden_errors: list[str] = field(default_factory=list)
+    restarts: int = 0
+    duration: float = 0.0
+
+    @property
+    def status(self) -> str:
+        kinds = {e.kind for e in self.events}
+        for kind in ("kernel_died", "budget", "timeout"):
+            if kind in kinds:
+                return kind
+        return "ok"
+
+
+def _where(question: str | None) -> str:
+    return f"la question {question}" if question else "une cellule hors question"
+
+
+def kernel_env(threads: int) -> dict[str, str]:
+    env = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
+                "TF_NUM_INTEROP_THREADS"):
+        env[var] = str(threads)
+    env.update({"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONHASHSEED": "0", "MPLBACKEND": "agg",
+                "KERAS_BACKEND": "tensorflow", "PYTHONWARNINGS": "ignore"})
+    return env
+
+
+def _kernel_spec_dir(root: Path, limits: Limits, view: FileView | None, user: KernelUser | None) -> Path:
+    """A kernelspec for this very interpreter (no other installed 'python3' is picked), sandboxed."""
+    spec = root / "kernels" / KERNEL_NAME
+    spec.mkdir(parents=True, exist_ok=True)
+    if view is not None:   # the kernel needs its own connection file and sockets, nothing else here
+        view = replace(view, writable=view.writable + (str(root),))
+    argv = kernel_prefix(limits, view, user) + [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": argv,
+        "display_name": "autograder", "language": "python",
+    }))
+    return root / "kernels"
+
+
+class Runner:
+    def __init__(self, steps: list[Step], workdir: Path, limits: Limits, kernel_log: Path | None = None,
+                 view: FileView | None = None):
+        self.steps = steps
+        self.workdir = Path(workdir)
+        self.kernel_log = kernel_log
+        self.view = view
+        self.limits = limits
+        self.result = ExecutionResult()
+        self.nb = nbformat.v4.new_notebook()
+        self.nb.cells = [nbformat.v4.new_code_cell(s.source) for s in steps]
+        self.skipped: set[int] = set()       # step indexes never to run (again)
+        self.last_reply: dict = {}
+        self._specs = tempfile.TemporaryDirectory(prefix="autograder-kernelspec-")
+        self.deadline = 0.0
+        self.watchdog: Watchdog | None = None
+        self.user = kernel_user(limits) if view is not None else None
+
+    # --- kernel sessions -------------------------------------------------------------
+    def _client(self) -> NotebookClient:
+        spec_dir = _kernel_spec_dir(Path(self._specs.name), self.limits, self.view, self.user)
+        ksm = KernelSpecManager(kernel_dirs=[str(spec_dir)])
+        # nbclient drives the kernel asynchronously: a blocking manager would hang on timeouts.
+        km = AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=ksm)
+        # Kept beside the kernelspec, not in Jupyter's shared runtime directory (hidden from kernels).
+        km.connection_file = str(Path(self._specs.name) / f"connection-{os.getpid()}-{time.monotonic_ns()}.json")
+        if self.limits.isolate_network and network_isolation():
+            # No loopback inside the kernel's network namespace: talk over Unix sockets.
+            km.transport = "ipc"
+            km.ip = str(Path(self._specs.name) / "ipc")
+        client = BoundedOutputClient(
+            self.nb, km=km, timeout=int(self.limits.cell_timeout), allow_errors=True, shutdown_kernel="immediate",
+            interrupt_on_timeout=True, startup_timeout=120,
+            error_on_timeout={"ename": TIMEOUT_ENAME, "evalue": "timeout", "traceback": []},
+            resources={"metadata": {"path": str(self.workdir)}},
+        )
+        client.on_cell_executed = self._on_executed
+        client.output_limit = self.limits.output_limit
+        return client
+
+    def _on_executed(self, cell, cell_index, execute_reply):
+        self.last_reply = execute_reply.get("content", {}) if execute_reply else {}
+
+    def run(self) -> ExecutionResult:
+        start = time.monotonic()
+        self.deadline = start + self.limits.submission_timeout
+        index = 0
+        try:
+            while index is not None and index < len(self.steps):
+                index = self._session(index)
+        finally:
+            self._specs.cleanup()
+            self.result.duration = time.monotonic() - start
+        for i, step in enumerate(self.steps):
+            if step.kind == "cell":
+                cell = self.nb.cells[i]
+                self.result.outputs[step.position] = cell.get("outputs", [])
+                self.result.execution_counts[step.position] = cell.get("execution_count")
+        return self.result
+
+    def _session(self, start: int) -> int | None:
+        """Run steps from ``start`` in a new kernel; return where the next session resumes."""
+        client = self._client()
+        # The kernel's own stderr (TensorFlow logs, crashes) goes to a log, not the grader's terminal.
+        log = open(self.kernel_log, "ab") if self.kernel_log else subprocess.DEVNULL
+        try:
+            # Its dotfiles (IPython, Keras, Matplotlib) go to its scratch directory, never to a home.
+            env = dict(kernel_env(self.limits.threads), HOME=str(self.workdir))
+            with client.setup_kernel(env=env, cwd=str(self.workdir), cleanup_kc=True,
+                                     stdout=log, stderr=log):
+                self.watchdog = Watchdog(client.km.provisioner.pid, self.limits)
+                self.watchdog.start()
+                try:
+                    return self._run_from(client, start)
+                finally:
+                    self.watchdog.stop()
+        finally:
+            if log is not subprocess.DEVNULL:
+                log.close()
+
+    def _run_from(self, client: NotebookClient, start: int) -> int | None:
+        if start > 0:
+            resume = self._replay(client, start)
+            if resume is not None:
+                return resume
+        for i in range(start, len(self.steps)):
+            if i in self.skipped:
+                continue
+            outcome = self._run_step(client, i)
+            if outcome == "budget":
+                return None
+            if outcome == "dead":
+                return self._after_failure(i)
+        return None
+
+    def _replay(self, client: NotebookClient, upto: int) -> int | None:
+        """Rebuild the kernel's state: preamble, instructor cells, earlier questions."""
+        saved = copy.deepcopy(self.nb.cells[:upto])
+        try:
+            for i in range(upto):
+                step = self.steps[i]
+                if i in self.skipped or step.kind in ("begin", "capture"):
+                    continue
+                if step.question in self.result.failed_questions:
+                    continue
+                outcome = self._run_step(client, i, replay=True)
+                if outcome in ("dead", "budget"):
+                    self.result.hidden_errors.append(f"replay stopped at step {i} ({outcome})")
+                    self.skipped.add(i)
+                    return None if outcome == "budget" else self._after_failure(i)
+        finally:
+            self.nb.cells[:upto] = saved
+        return None
+
+    # --- one step ----------------------------------------------------------------------
+    def _run_step(self, client: NotebookClient, i: int, replay: bool = False) -> str:
+        step = self.steps[i]
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            self._budget_exhausted(i)
+            return "budget"
+        client.timeout = int(max(1, min(self.limits.cell_timeout, remaining)))
+        self.last_reply = {}
+        client.reset_outputs()
+        try:
+            client.execute_cell(self.nb.cells[i], i)
+        except DeadKernelError:
+            breach = self.watchdog.breach if self.watchdog else None
+            return self._dead(i, breach.message if breach else
+                              "le noyau Python s'est arrêté brutalement (plantage, sortie forcée ou mémoire épuisée)")
+        except CellTimeoutError:
+            return self._dead(i, "le code ne répondait plus")
+        if self.last_reply.get("ename") == TIMEOUT_ENAME:
+            if time.monotonic() >= self.deadline:
+                self._budget_exhausted(i)
+                return "budget"
+            self._fail(i, "timeout",
+                       f"{_where(step.question)} a dépassé le temps imparti ({client.timeout} s) et a été interrompue",
+                       replay)
+            return "ok" if self._responsive(client) else "dead"
+        error = self.last_reply.get("status") == "error"
+        if step.hidden and error:
+            self.result.hidden_errors.append(
+                f"{step.kind} {step.question or ''}: {self.last_reply.get('ename')}: {self.last_reply.get('evalue')}")
+        elif step.kind == "cell" and not replay:
+            ename = self.last_reply.get("ename")
+            if step.question and ename not in SYNTAX_ERRORS:
+                self.result.ran_questions.add(step.question)
+            if error:
+                evalue = str(self.last_reply.get("evalue", ""))[:300]
+                self.result.events.append(Event(
+                    "error", step.question, f"{_where(step.question)} a levé une erreur : {ename}: {evalue}"))
+        return "ok"
+
+    def _responsive(self, client: NotebookClient) -> bool:
+        probe = nbformat.v4.new_code_cell("pass")
+        saved_timeout = client.timeout
+        client.timeout = PROBE_TIMEOUT
+        try:
+            scratch = copy.deepcopy(self.nb)
+            client.nb = scratch
+            scratch.cells.append(probe)
+            client.execute_cell(probe, len(scratch.cells) - 1)
+            return self.last_reply.get("ename") != TIMEOUT_ENAME
+        except (DeadKernelError, CellTimeoutError):
+            return False
+        finally:
+            client.nb = self.nb
+            client.timeout = saved_timeout
+
+    def _dead(self, i: int, why: str) -> str:
+        step = self.steps[i]
+        self._fail(i, "kernel_died", f"{_where(step.question)} a provoqué l'arrêt du noyau : {why}", False)
+        return "dead"
+
+    def _fail(self, i: int, kind: str, message: str, replay: bool) -> None:
+        step = self.steps[i]
+        if step.question in self.result.failed_questions and step.question is not None:
+            return
+        if replay:
+            message += " (pendant la ré-exécution après un redémarrage)"
+        self.result.events.append(Event(kind, step.question, message))
+        if step.question is not None:
+            self.result.failed_questions.add(step.question)
+            # The rest of a failed question, its capture included, never runs.
+            for j in range(i + 1, len(self.steps)):
+                if self.steps[j].question == step.question:
+                    self.skipped.add(j)
+
+    def _after_failure(self, i: int) -> int | None:
+        self.skipped.add(i)
+        self.result.restarts += 1
+        if self.result.restarts > self.limits.max_kernel_restarts:
+            for step in self.steps[i + 1:]:
+                if step.kind == "capture" and step.question not in self.result.failed_questions:
+                    self.result.failed_questions.add(step.question)
+                    self.result.events.append(Event(
+                        "kernel_died", step.question,
+                        f"la question {step.question} n'a pas été exécutée : trop de redémarrages du noyau"))
+            return None
+        return i + 1
+
+    def _budget_exhausted(self, i: int) -> None:
+        pending = []
+        for step in self.steps[i:]:
+            if step.question and step.question not in self.result.failed_questions and step.question not in pending:
+                pending.append(step.question)
+        for q in pending:
+            self.result.failed_questions.add(q)
+            self.result.events.append(Event(
+                "budget", q,
+                f"la question {q} n'a pas pu être exécutée : le temps total alloué au notebook "
+                f"({int(self.limits.submission_timeout)} s) est épuisé"))
+        if not pending:
+            self.result.events.append(Event("budget", None, "le temps total alloué au notebook est épuisé"))
+
+
+def execute(steps: list[Step], workdir: Path, limits: Limits, kernel_log: Path | None = None,
+            view: FileView | None = None) -> ExecutionResult:
+    return Runner(steps, workdir, limits, kernel_log, view).run()

@@ -1,0 +1,121 @@
+"""The student's public check, standalone: what `verifier.py` (written by release) runs.
+
+It plans the notebook like the grader (same mapping, preamble, recorder and capture),
+runs it in a plain Jupyter kernel, and calls the rubric's public check functions on the
+captured artifacts.  It imports only modules that release bundles into the script, so
+a student needs neither this repository nor the grader's sandbox.  The report's wording
+is shared with `autograder check`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import nbformat
+
+from ..rubric.artifacts import load_question
+from ..rubric.checks import run_check
+from ..core.config import Check, Question
+from ..notebook.plan import SYNTAX_ERRORS, build_plan, preamble_source
+from ..notebook.load import InvalidNotebook, read_notebook
+from ..notebook.mapping import map_cells, template_cells
+from ..core.mnist_data import ensure_mnist, load_mnist
+
+HIDDEN_NOTICE = ("Attention : ces vérifications publiques ne sont qu'une partie de la correction. "
+                 "Des tests cachés seront exécutés lors de la correction : réussir toutes les "
+                 "vérifications ci-dessus ne garantit pas la note maximale.")
+
+
+def _header(name: str) -> list[str]:
+    return [f"Vérification de « {name} » : tests publics uniquement", ""]
+
+
+def invalid_lines(name: str, message: str) -> list[str]:
+    return _header(name) + [message, "", HIDDEN_NOTICE]
+
+
+def report_lines(name: str, questions, outcomes: dict[str, tuple[bool, str]], events: list[tuple[str, str]],
+                 notes: list[str]) -> list[str]:
+    """French report: per question, each public check passed or what to fix; then the hidden-tests notice."""
+    lines = _header(name)
+    for q in questions:
+        passed = sum(outcomes[c.number][0] for c in q.checks)
+        lines.append(f"Question {q.id} — {q.title} : {passed}/{len(q.checks)} vérification(s) réussie(s)")
+        lines.extend(f"  ! {message}" for question, message in events if question == q.id)
+        for c in q.checks:
+            ok, message = outcomes[c.number]
+            lines.append(f"  {'✔' if ok else '✘'} {c.number} {c.description}")
+            if not ok:
+                lines.append(f"      → à corriger : {message}")
+        lines.append("")
+    lines.extend(f"Remarque : {note}" for note in notes)
+    return lines + [HIDDEN_NOTICE]
+
+
+def run_plan(steps, workdir: Path, cell_timeout: float) -> tuple[set[str], dict[str, str]]:
+    """Run the plan in a fresh kernel: the questions that ran, and those that failed (why, in French)."""
+    from nbclient import NotebookClient
+    from nbclient.exceptions import DeadKernelError
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s.source) for s in steps])
+    client = NotebookClient(nb, timeout=int(cell_timeout), allow_errors=True, interrupt_on_timeout=True,
+                            kernel_name="python3", resources={"metadata": {"path": str(workdir)}})
+    ran, failed = set(), {}
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore")
+    with client.setup_kernel(env=env, stderr=subprocess.DEVNULL):
+        for i, step in enumerate(steps):
+            if step.question in failed:
+                continue
+            try:
+                client.execute_cell(nb.cells[i], i)
+            except DeadKernelError:
+                for s in steps[i:]:
+                    if s.question:
+                        failed.setdefault(s.question, "le noyau Python s'est arrêté pendant l'exécution")
+                break
+            error = next((o for o in nb.cells[i].outputs if o.output_type == "error"), None)
+            if step.kind != "cell":
+                continue
+            if error is not None and error.ename == "KeyboardInterrupt" and step.question:
+                failed[step.question] = f"la question {step.question} a dépassé le temps imparti ({int(cell_timeout)} s)"
+                continue
+            if step.question and (error is None or error.ename not in SYNTAX_ERRORS):
+                ran.add(step.question)
+    return ran, failed
+
+
+def check_notebook(path: Path, settings: dict) -> list[str]:
+    """Run the public checks of ``settings`` (embedded in verifier.py) on the notebook at ``path``."""
+    # The script carries no points: the public check reports checks, not a grade.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")   # this process loads the captured models
+    questions = [Question(q["id"], q["title"], tuple(Check(points=0.0, **c) for c in q["checks"]))
+                 for q in settings["questions"]]
+    try:
+        notebook, notes = read_notebook(Path(path))
+    except InvalidNotebook as exc:
+        return invalid_lines(Path(path).name, f"Fichier invalide : {exc}.")
+    cell_map = map_cells(notebook, template_cells(nbformat.from_dict(settings["template"])))
+    mnist_path = ensure_mnist(log=lambda message: None)
+    with tempfile.TemporaryDirectory(prefix="verifier-") as tmp:
+        capture, work = Path(tmp) / "capture", Path(tmp) / "work"
+        work.mkdir()
+        steps = build_plan(cell_map, preamble_source(mnist_path, capture, settings["seed"], settings["threads"]))
+        ran, failed = run_plan(steps, work, settings["cell_timeout"])
+        events = list(failed.items())
+        for q in questions:
+            if q.id not in ran:
+                failed.setdefault(q.id, cell_map.not_run_reason(q.id, settings["placeholder"]))
+        mnist = load_mnist(mnist_path.parent)
+        outcomes = {}
+        for q in questions:
+            art = load_question(capture, q.id, mnist, failed.get(q.id), measure_accuracy=False)
+            for c in q.checks:
+                try:
+                    run_check(art, c.function, c.params)
+                    outcomes[c.number] = (True, "")
+                except AssertionError as exc:
+                    outcomes[c.number] = (False, str(exc.args[0]) if exc.args else "vérification échouée.")
+    return report_lines(Path(path).name, questions, outcomes, events, notes + cell_map.notes)

@@ -1,0 +1,38 @@
+"""The layout as code: import contracts, the verifier bundle derived from the package, short functions."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+from autograder.student.bundle import _module_imports, bundled_modules
+
+PACKAGE = Path(__file__).resolve().parent.parent / "autograder"
+LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
+
+
+def test_import_contracts_hold():
+    proc = subprocess.run([str(LINT_IMPORTS), "--no-cache"], capture_output=True, text=True,
+                          cwd=PACKAGE.parent)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert "0 broken" in proc.stdout
+
+
+def test_verifier_bundle_follows_the_package_structure():
+    modules = bundled_modules()
+    assert modules[-1] == "student.selfcheck"
+    assert {"kernel.runtime", "rubric.checks", "rubric.artifacts", "notebook.plan", "core.config"} <= set(modules)
+    # Only the student's side: nothing that sandboxes, grades a class, drives otter or prints with rich.
+    assert not [m for m in modules if m.split(".")[0] in ("runner", "grading", "interop", "cli")]
+    assert "rubric.contamination" not in modules          # grading only, imported lazily there
+    for i, name in enumerate(modules):                     # dependencies load first
+        assert all(modules.index(dep) < i for dep in _module_imports(name)), name
+
+
+def test_no_function_is_longer_than_sixty_lines():
+    long = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
+                long.append(f"{path.relative_to(PACKAGE)}:{node.name}")
+    assert long == []
