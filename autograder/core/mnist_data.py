@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import os
 import pickle
 import subprocess
@@ -23,6 +24,8 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
+from .files import write_atomic
 
 EXPECTED_SHA256 = {
     "x_train": "741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757",
@@ -154,17 +157,10 @@ REMOTE_SOURCES: list[tuple[str, Callable[[Path], Mnist]]] = [
 
 def save(mnist: Mnist, cache_dir: Path) -> Path:
     """Write atomically, so a failure never leaves a half-written cache."""
-    cache_dir.mkdir(parents=True, exist_ok=True)
     path = cache_dir / CACHE_FILE
-    fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            np.savez(out, **mnist.arrays())
-        os.chmod(tmp, 0o644)   # public data, read by kernels running as their own user
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()
+    np.savez(buffer, **mnist.arrays())
+    write_atomic(path, buffer.getvalue())
     return path
 
 

@@ -19,15 +19,15 @@ import nbformat
 from jupyter_core.paths import jupyter_runtime_dir
 
 from ..core.config import Config, load_config
+from ..core.files import write_atomic
 from ..runner.execute import execute
-from ..notebook.plan import build_plan, preamble_source
+from ..notebook.plan import preamble_source
+from ..notebook.prepare import not_run_reasons, prepare
 from .intake import find_submissions
 from ..notebook.load import load_submission
-from ..notebook.mapping import map_cells, template_cells
 from ..core.mnist_data import ensure_mnist
 from ..runner.sandbox import FileView
-from .report import GradeReport, build_results, executed_notebook, write_atomic, write_batch_reports, \
-    write_submission_reports
+from .report import GradeReport, build_results, executed_notebook, write_batch_reports, write_submission_reports
 from ..runner.scoring import score
 
 CAPTURE = "capture"
@@ -76,12 +76,6 @@ def grade_submission(job: Job) -> GradeReport:
 
 def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
     template = nbformat.read(config.student, as_version=4)
-    cell_map = map_cells(sub.notebook, template_cells(template))
-    notes = list(sub.notes) + cell_map.notes
-    notes += [f"aucune cellule de la question {q} n'a été trouvée" for q in cell_map.missing_questions]
-    notes += [f"la cellule fournie « {c.master_id} » avait été modifiée et a été rétablie"
-              for c in cell_map.cells if c.restored and c.student_index is not None]
-
     # The kernel's working directory holds nothing but what it writes itself; the captured
     # artifacts live in another directory, out of reach of `rm -rf ..`.
     with tempfile.TemporaryDirectory(prefix="autograder-") as tmp, \
@@ -89,7 +83,9 @@ def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
         scratch = Path(tmp) / "work"
         capture = Path(capture_root) / CAPTURE
         scratch.mkdir()
-        steps = build_plan(cell_map, preamble_source(job.mnist, capture, config.limits.seed, config.limits.threads))
+        prepared = prepare(sub.notebook, template,
+                           preamble_source(job.mnist, capture, config.limits.seed, config.limits.threads))
+        notes = list(sub.notes) + prepared.notes
         kernel_log = Path(tmp) / "kernel.log"
         view = FileView(
             hide=(str(config.root), tempfile.gettempdir(), str(job.path.parent), str(job.out_dir.parent),
@@ -97,12 +93,11 @@ def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
             read_only=(sys.prefix, str(job.mnist)),
             writable=(str(scratch), capture_root),
         )
-        result = execute(steps, scratch, config.limits, kernel_log, view)
+        result = execute(prepared.steps, scratch, config.limits, kernel_log, view)
         _keep_tail(kernel_log, job.out_dir / "kernel.log")
-        failed = {e.question: e.message for e in result.events if e.question in result.failed_questions}
-        for q in config.question_ids:
-            if q not in result.ran_questions:
-                failed.setdefault(q, cell_map.not_run_reason(q, config.placeholder))
+        failures = {e.question: e.message for e in result.events if e.question in result.failed_questions}
+        failed = not_run_reasons(prepared.cell_map, config.question_ids, ran=result.ran_questions, failed=failures,
+                                 placeholder=config.placeholder)
         # Created only now that the kernel is gone, so nothing it wrote can pose as a result.
         with tempfile.TemporaryDirectory(prefix="autograder-scoring-") as scoring:
             scores = score(config, capture, failed, Path(scoring), job.config_path, job.public_only)
@@ -124,7 +119,7 @@ def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
     report = build_results(config, job.submission_id, result.status, scores.outcomes, result.events, notes)
     report.results["extra_data"] = {"measurements": scores.measurements, "duration_s": round(result.duration, 1),
                                     "kernel_restarts": result.restarts}
-    executed = executed_notebook(sub.notebook, cell_map, result.outputs, result.execution_counts,
+    executed = executed_notebook(sub.notebook, prepared.cell_map, result.outputs, result.execution_counts,
                                  config.limits.output_limit)
     write_submission_reports(job.out_dir, config, report, executed)
     return report

@@ -9,8 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from ..core.codegen import TEMPLATES
 from ..core.config import Config
+from ..core.files import write_atomic
 from ..runner.execute import Event
 from ..notebook.mapping import CellMap
 from ..runner.scoring import CheckOutcome
@@ -49,19 +48,6 @@ class GradeReport:
         for t in self.results["tests"]:
             scores[t["number"].split(".")[0]] += t["score"]
         return scores
-
-
-def write_atomic(path: Path, data: str | bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.chmod(tmp, 0o644)     # mkstemp's 0600 would hide reports from the rest of the staff
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def build_results(config: Config, submission: str, status: str, outcomes: dict[str, CheckOutcome] | None,

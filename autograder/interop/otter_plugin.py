@@ -28,10 +28,10 @@ from otter.plugins import AbstractOtterPlugin
 
 from ..rubric import checks
 from ..rubric.artifacts import load_question
-from ..runner.execute import kernel_env
-from ..notebook.plan import build_plan, preamble_source, RUNTIME_MODULE
-from ..notebook.mapping import map_cells, template_cells
+from ..core.environment import kernel_env
 from ..core.mnist_data import CACHE_FILE, MnistError, ensure_mnist, from_cache
+from ..notebook.plan import preamble_source, RUNTIME_MODULE
+from ..notebook.prepare import not_run_reasons, prepare
 
 PLUGIN_NAME = f"{__name__}.AutograderPlugin"
 OTTER_METADATA = "otter"
@@ -53,22 +53,19 @@ def _compiles(source: str) -> bool:
 
 def unrunnable_questions(cell_map, questions, placeholder: str) -> dict[str, str]:
     """Questions none of whose cells can run, with the reason `autograder grade` would give."""
-    failed = {}
-    for q in questions:
-        cells = [c for c in cell_map.question_cells(q) if c.cell_type == "code" and c.source.strip()]
-        if not any(_compiles(c.source) for c in cells):
-            failed[q] = cell_map.not_run_reason(q, placeholder)
-    return failed
+    # Otter runs the notebook itself: a question "ran" when one of its cells at least compiles.
+    runnable = {q for q in questions if any(_compiles(c.source) for c in cell_map.question_cells(q)
+                                            if c.cell_type == "code" and c.source.strip())}
+    return not_run_reasons(cell_map, questions, ran=runnable, placeholder=placeholder)
 
 
-def instrumented_notebook(submission: nbformat.NotebookNode, template: nbformat.NotebookNode, questions,
+def instrumented_notebook(submission: nbformat.NotebookNode, template: nbformat.NotebookNode, *, questions,
                           placeholder: str, mnist: Path, capture_dir: Path, seed: int, threads: int):
     """The notebook otter executes: our plan's steps as cells, otter's checks after each capture."""
-    cell_map = map_cells(submission, template_cells(template))
-    failed = unrunnable_questions(cell_map, questions, placeholder)
-    preamble = preamble_source(mnist, capture_dir, seed, threads, failed=failed)
+    prepared = prepare(submission, template, lambda cell_map: preamble_source(
+        mnist, capture_dir, seed, threads, failed=unrunnable_questions(cell_map, questions, placeholder)))
     cells = []
-    for step in build_plan(cell_map, preamble):
+    for step in prepared.steps:
         cell = nbformat.v4.new_code_cell(step.source)
         if step.kind == "capture":
             cell.metadata[OTTER_METADATA] = {"tests": [step.question]}
@@ -107,8 +104,9 @@ class AutograderPlugin(AbstractOtterPlugin):
         # The kernel otter starts inherits the grader's thread caps and hash seed: same training, same scores.
         os.environ.update(kernel_env(cfg["threads"]))
         template = nbformat.from_dict(cfg["template"])
-        return instrumented_notebook(submission, template, cfg["questions"], cfg["placeholder"],
-                                     self._mnist(workdir), capture, cfg["seed"], cfg["threads"])
+        return instrumented_notebook(submission, template, questions=cfg["questions"],
+                                     placeholder=cfg["placeholder"], mnist=self._mnist(workdir),
+                                     capture_dir=capture, seed=cfg["seed"], threads=cfg["threads"])
 
     def after_grading(self, results):
         if self._workdir:

@@ -151,5 +151,12 @@ def run_check(art: QuestionArtifacts, function: str, params: dict) -> None:
     CHECKS[function](art, **params)
 
 
+def failure_message(exc: BaseException) -> str:
+    """What the student reads when a check raised ``exc``: the failed assert's message, or the grader's fault."""
+    if isinstance(exc, AssertionError):
+        return str(exc.args[0]) if exc.args else "Vérification échouée."
+    return "Erreur interne du correcteur pendant cette vérification."
+
+
 CHECKS = {f.__name__: f for f in (softmax_output, batchnorm_first, trained, trained_on_training_set,
                                   predicted_test_set, fit_arguments, hidden_dense_layer, min_accuracy)}

@@ -25,6 +25,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 from ..core.config import Limits
+from ..core.environment import kernel_env
 from ..notebook.plan import SYNTAX_ERRORS, Step
 from .outputs import BoundedOutputClient
 from .sandbox import FileView, KernelUser, Watchdog, kernel_prefix, kernel_user, network_isolation
@@ -63,16 +64,6 @@ class ExecutionResult:
 
 def _where(question: str | None) -> str:
     return f"la question {question}" if question else "une cellule hors question"
-
-
-def kernel_env(threads: int) -> dict[str, str]:
-    env = dict(os.environ)
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
-                "TF_NUM_INTEROP_THREADS"):
-        env[var] = str(threads)
-    env.update({"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONHASHSEED": "0", "MPLBACKEND": "agg",
-                "KERAS_BACKEND": "tensorflow", "PYTHONWARNINGS": "ignore"})
-    return env
 
 
 def _kernel_spec_dir(root: Path, limits: Limits, view: FileView | None, user: KernelUser | None) -> Path:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -12,6 +11,9 @@ from pathlib import Path
 import pytest
 
 from ..core.config import Config
+from ..core.environment import scoring_env
+from ..core.files import write_atomic
+from ..rubric.checks import failure_message
 
 SUITE = Path(__file__).resolve().parents[1] / "rubric" / "hidden_tests"
 
@@ -40,17 +42,13 @@ class ResultsPlugin:
             entry = {"passed": report.passed, "message": "", "internal": ""}
             if call.excinfo is not None:
                 exc = call.excinfo.value
-                if isinstance(exc, AssertionError):
-                    entry["message"] = str(exc.args[0]) if exc.args else "Vérification échouée."
-                else:
-                    entry["message"] = "Erreur interne du correcteur pendant cette vérification."
+                entry["message"] = failure_message(exc)
+                if not isinstance(exc, AssertionError):
                     entry["internal"] = f"{type(exc).__name__}: {exc}"
             self.outcomes[number] = entry
 
     def pytest_sessionfinish(self, session):
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.outcomes, ensure_ascii=False, indent=1))
-        os.replace(tmp, self.path)
+        write_atomic(self.path, json.dumps(self.outcomes, ensure_ascii=False, indent=1))
 
 
 @dataclass
@@ -71,10 +69,9 @@ def score(config: Config, capture_dir: Path, failed: dict[str, str], workdir: Pa
            "--measurements", str(measurements),
            "--grading-config", str(config_path or config.root / "grading.toml")] + \
         (["--public-only"] if public_only else [])
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONHASHSEED="0", CUDA_VISIBLE_DEVICES="")
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=str(workdir), env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=str(workdir), env=scoring_env())
     (workdir / "scoring.log").write_text(proc.stdout[-20000:] + proc.stderr[-20000:])
-    raw = json.loads(results.read_text()) if results.exists() else {}
+    raw = json.loads(results.read_text(encoding="utf-8")) if results.exists() else {}
     out = {}
     for check in config.checks:
         entry = raw.get(check.number)

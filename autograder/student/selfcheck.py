@@ -16,13 +16,14 @@ from pathlib import Path
 
 import nbformat
 
-from ..rubric.artifacts import load_question
-from ..rubric.checks import run_check
 from ..core.config import Check, Question
-from ..notebook.plan import SYNTAX_ERRORS, build_plan, preamble_source
-from ..notebook.load import InvalidNotebook, read_notebook
-from ..notebook.mapping import map_cells, template_cells
+from ..core.environment import SILENT, process_env
 from ..core.mnist_data import ensure_mnist, load_mnist
+from ..notebook.load import InvalidNotebook, read_notebook
+from ..notebook.plan import SYNTAX_ERRORS, preamble_source
+from ..notebook.prepare import not_run_reasons, prepare
+from ..rubric.artifacts import load_question
+from ..rubric.checks import failure_message, run_check
 
 HIDDEN_NOTICE = ("Attention : ces vérifications publiques ne sont qu'une partie de la correction. "
                  "Des tests cachés seront exécutés lors de la correction : réussir toutes les "
@@ -64,7 +65,9 @@ def run_plan(steps, workdir: Path, cell_timeout: float) -> tuple[set[str], dict[
     client = NotebookClient(nb, timeout=int(cell_timeout), allow_errors=True, interrupt_on_timeout=True,
                             kernel_name="python3", resources={"metadata": {"path": str(workdir)}})
     ran, failed = set(), {}
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore")
+    # Not kernel_env: on the student's machine BLAS threads and the hash seed are left as they are
+    # (the runtime still seeds and caps TensorFlow's threads); its stderr is discarded, hence SILENT.
+    env = process_env(SILENT, PYTHONWARNINGS="ignore")
     with client.setup_kernel(env=env, stderr=subprocess.DEVNULL):
         for i, step in enumerate(steps):
             if step.question in failed:
@@ -90,24 +93,22 @@ def run_plan(steps, workdir: Path, cell_timeout: float) -> tuple[set[str], dict[
 def check_notebook(path: Path, settings: dict) -> list[str]:
     """Run the public checks of ``settings`` (embedded in verifier.py) on the notebook at ``path``."""
     # The script carries no points: the public check reports checks, not a grade.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")   # this process loads the captured models
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", SILENT)   # this process loads the captured models
     questions = [Question(q["id"], q["title"], tuple(Check(points=0.0, **c) for c in q["checks"]))
                  for q in settings["questions"]]
     try:
         notebook, notes = read_notebook(Path(path))
     except InvalidNotebook as exc:
         return invalid_lines(Path(path).name, f"Fichier invalide : {exc}.")
-    cell_map = map_cells(notebook, template_cells(nbformat.from_dict(settings["template"])))
     mnist_path = ensure_mnist(log=lambda message: None)
     with tempfile.TemporaryDirectory(prefix="verifier-") as tmp:
         capture, work = Path(tmp) / "capture", Path(tmp) / "work"
         work.mkdir()
-        steps = build_plan(cell_map, preamble_source(mnist_path, capture, settings["seed"], settings["threads"]))
-        ran, failed = run_plan(steps, work, settings["cell_timeout"])
-        events = list(failed.items())
-        for q in questions:
-            if q.id not in ran:
-                failed.setdefault(q.id, cell_map.not_run_reason(q.id, settings["placeholder"]))
+        prepared = prepare(notebook, nbformat.from_dict(settings["template"]),
+                           preamble_source(mnist_path, capture, settings["seed"], settings["threads"]))
+        ran, failures = run_plan(prepared.steps, work, settings["cell_timeout"])
+        failed = not_run_reasons(prepared.cell_map, [q.id for q in questions], ran=ran, failed=failures,
+                                 placeholder=settings["placeholder"])
         mnist = load_mnist(mnist_path.parent)
         outcomes = {}
         for q in questions:
@@ -117,5 +118,8 @@ def check_notebook(path: Path, settings: dict) -> list[str]:
                     run_check(art, c.function, c.params)
                     outcomes[c.number] = (True, "")
                 except AssertionError as exc:
-                    outcomes[c.number] = (False, str(exc.args[0]) if exc.args else "vérification échouée.")
-    return report_lines(Path(path).name, questions, outcomes, events, notes + cell_map.notes)
+                    outcomes[c.number] = (False, failure_message(exc))
+    # The mapping's own notes only, not grade's (missing questions, restored cells): a missing
+    # question's reason already shows under it.
+    return report_lines(Path(path).name, questions, outcomes, list(failures.items()),
+                        notes + prepared.cell_map.notes)

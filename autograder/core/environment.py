@@ -1,0 +1,31 @@
+"""The environment of each process the grader starts: student kernels and the scoring process.
+
+Each is this process's environment with a few variables set; TensorFlow's C++ logs are
+always filtered, and the kernels share thread caps and hash seed so that a notebook
+trains the same way under `autograder grade` and under otter.
+"""
+
+from __future__ import annotations
+
+import os
+
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
+               "TF_NUM_INTEROP_THREADS")
+ERRORS_ONLY, SILENT = "2", "3"     # TF_CPP_MIN_LOG_LEVEL: no info/warnings; nothing at all
+
+
+def process_env(tf_log_level: str, **extra: str) -> dict[str, str]:
+    """This process's environment, TensorFlow's C++ logs filtered down to ``tf_log_level``, plus ``extra``."""
+    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL=tf_log_level, **extra)
+
+
+def kernel_env(threads: int) -> dict[str, str]:
+    """A grading kernel's (`autograder grade`, otter): thread caps and hash seed make training reproducible."""
+    # ERRORS_ONLY: a kernel's TensorFlow errors stay in kernel.log for the instructor.
+    return process_env(ERRORS_ONLY, **{var: str(threads) for var in THREAD_VARS}, PYTHONHASHSEED="0",
+                       MPLBACKEND="agg", KERAS_BACKEND="tensorflow", PYTHONWARNINGS="ignore")
+
+
+def scoring_env() -> dict[str, str]:
+    """The scoring process's: it only loads the captured models and measures them, on the CPU."""
+    return process_env(SILENT, PYTHONHASHSEED="0", CUDA_VISIBLE_DEVICES="")
