@@ -39,9 +39,6 @@ def test_repeated_zip_stems_and_notebooks_share_the_suffixing(tmp_path):
     assert found == [Found(nb, "devoir"), Found(bad, "devoir-2", "l'archive zip ne contient aucun notebook")]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="bug: _unique adds -2 without checking that id is free, so a submission really named "
-                          "devoir-2 gets the same id and its report is overwritten")
 def test_a_suffixed_id_never_collides_with_a_real_one(tmp_path):
     for d, name in (("a", "devoir"), ("b", "devoir"), ("c", "devoir-2")):
         notebook(tmp_path / d / f"{name}.ipynb")
@@ -71,9 +68,6 @@ def test_zip_never_picks_checkpoints_macosx_or_directory_entries(tmp_path):
     assert found.path.read_text() == "deep"
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError,
-                   reason="bug: _from_zip sorts ZipInfo objects, which do not compare: a zip holding two notebooks "
-                          "raises TypeError out of find_submissions and stops the whole batch")
 def test_zip_with_several_notebooks_picks_the_shallowest_then_the_first_by_name(tmp_path):
     archive = make_zip(tmp_path / "rendu.zip", {"a/x.ipynb": "a/x", "z/deep/a.ipynb": "deep", "c.ipynb": "c",
                                                 "b.ipynb": "b"})

@@ -40,7 +40,7 @@ def main(argv=None) -> int:
             reports = list(pool.map(grade_submission, jobs))
     per_question: dict[str, list[float]] = {q: [] for q in config.question_ids}
     for r in reports:
-        for q, m in r.results["extra_data"]["measurements"].items():
+        for q, m in r.measurements.items():
             if m.get("accuracy") is not None:
                 per_question[q].append(m["accuracy"])
     summary = {}

@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from ..core.config import Config
+from ..core.results import EventKind, Status
 from ..grading.grade import Job, grade_submission
 from ..core.mnist_data import ensure_mnist
 from ..student.selfcheck import invalid_lines, report_lines
@@ -22,10 +23,9 @@ def self_check(config: Config, config_path: Path, notebook: Path) -> list[str]:
     with tempfile.TemporaryDirectory(prefix="autograder-check-") as tmp:
         report = grade_submission(Job(Path(notebook), Path(notebook).stem, Path(tmp) / "check", config_path,
                                       ensure_mnist(), public_only=True))
-    results = report.results
     name = Path(notebook).name
-    if results["status"] == "invalid_notebook":
-        return invalid_lines(name, results["output"])
-    outcomes = {t["number"]: (t["status"] == "passed", t["output"]) for t in results["tests"]}
-    events = [(e["question"], e["message"]) for e in results["events"] if e["kind"] != "error"]
-    return report_lines(name, public.questions, outcomes, events, results["notes"])
+    if report.status == Status.INVALID_NOTEBOOK:
+        return invalid_lines(name, report.output)
+    outcomes = {c.number: (c.passed, c.message) for c in report.checks}
+    events = [(e.question, e.message) for e in report.events if e.kind != EventKind.ERROR]
+    return report_lines(name, public.questions, outcomes, events, list(report.notes))

@@ -34,6 +34,6 @@ def summary_table(config, reports) -> Table:
     table.add_column(f"total /{sum(q.points for q in config.questions):g}", justify="right")
     table.add_column("status")
     for r in reports:
-        scores = r.question_scores(config)
+        scores = r.question_scores()
         table.add_row(r.submission, *(f"{scores[q]:g}" for q in config.question_ids), f"{r.score:g}", r.status)
     return table

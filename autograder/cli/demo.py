@@ -33,7 +33,7 @@ def run_demo(config: Config, out: Path, workers: int) -> int:
     for q in config.question_ids:
         table.add_column(q, justify="right")
     for r in reports:
-        measured = r.results.get("extra_data", {}).get("measurements", {})
+        measured = r.measurements
         table.add_row(r.submission, *(
             f"{measured[q]['accuracy']:.4f}" if measured.get(q, {}).get("accuracy") is not None else "—"
             for q in config.question_ids))

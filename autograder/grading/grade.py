@@ -18,8 +18,10 @@ from pathlib import Path
 import nbformat
 from jupyter_core.paths import jupyter_runtime_dir
 
+from ..core import messages
 from ..core.config import Config, load_config
 from ..core.files import write_atomic
+from ..core.results import GradeReport, Status
 from ..runner.execute import execute
 from ..notebook.plan import preamble_source
 from ..notebook.prepare import not_run_reasons, prepare
@@ -27,7 +29,7 @@ from .intake import find_submissions
 from ..notebook.load import load_submission
 from ..core.mnist_data import ensure_mnist
 from ..runner.sandbox import FileView
-from .report import GradeReport, build_results, executed_notebook, write_batch_reports, write_submission_reports
+from .report import build_results, executed_notebook, write_batch_reports, write_submission_reports
 from ..runner.scoring import score
 
 CAPTURE = "capture"
@@ -60,16 +62,16 @@ def grade_submission(job: Job) -> GradeReport:
     error, sub = (job.intake_error, None) if job.intake_error else (None, load_submission(job.path))
     error = error or sub.error
     if error:
-        report = build_results(config, job.submission_id, "invalid_notebook", None, [], sub.notes if sub else [],
-                               failure=f"fichier invalide ({error})")
+        report = build_results(config, job.submission_id, Status.INVALID_NOTEBOOK, None, [], sub.notes if sub else [],
+                               failure=messages.invalid_file(error))
         write_submission_reports(out, config, report, None)
         return report
     try:
         return _grade_notebook(config, job, sub)
     except Exception:  # our own bug: the batch goes on and the instructor sees why
         (out / "grader_error.txt").write_text(traceback.format_exc())
-        report = build_results(config, job.submission_id, "grader_error", None, [], sub.notes,
-                               failure="erreur interne du correcteur, signalez-la à l'enseignant")
+        report = build_results(config, job.submission_id, Status.GRADER_ERROR, None, [], sub.notes,
+                               failure=messages.GRADER_FAILURE)
         write_submission_reports(out, config, report, None)
         return report
 
@@ -117,8 +119,8 @@ def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
             notes.append(f"question {q} : les données d'entraînement ({' ; '.join(unreadable)}) n'ont pas pu être "
                          "examinées : le correcteur n'a pas pu vérifier qu'elles ne contiennent aucune image de test")
     report = build_results(config, job.submission_id, result.status, scores.outcomes, result.events, notes)
-    report.results["extra_data"] = {"measurements": scores.measurements, "duration_s": round(result.duration, 1),
-                                    "kernel_restarts": result.restarts}
+    report.measurements, report.duration_s = scores.measurements, round(result.duration, 1)
+    report.kernel_restarts = result.restarts
     executed = executed_notebook(sub.notebook, prepared.cell_map, result.outputs, result.execution_counts,
                                  config.limits.output_limit)
     write_submission_reports(job.out_dir, config, report, executed)
@@ -132,13 +134,14 @@ def _keep_tail(source: Path, target: Path, limit: int = 50_000) -> None:
             write_atomic(target, fh.read())
 
 
-def load_report(out_dir: Path, submission_id: str) -> GradeReport | None:
+def load_report(out_dir: Path, config: Config) -> GradeReport | None:
+    """A submission graded by an earlier, interrupted run (``--resume``), or None."""
     path = out_dir / "results.json"
     try:
         results = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    return GradeReport(submission_id, results.get("status", "ok"), results, results.get("notes", []))
+    return GradeReport.from_gradescope_dict(results, config)
 
 
 def grade_batch(paths: list[Path], out: Path, config_path: Path | None = None, workers: int = 1,
@@ -159,7 +162,7 @@ def _grade_found(found, ignored, *, out: Path, config: Config, config_path: Path
     reports: list[GradeReport] = []
     todo = []
     for job in jobs:
-        previous = load_report(job.out_dir, job.submission_id) if resume else None
+        previous = load_report(job.out_dir, config) if resume else None
         if previous is not None:
             reports.append(previous)
         else:
@@ -182,8 +185,8 @@ def _grade_found(found, ignored, *, out: Path, config: Config, config_path: Path
                 except Exception:  # a worker died: record it, keep grading the others
                     (job.out_dir).mkdir(parents=True, exist_ok=True)
                     (job.out_dir / "grader_error.txt").write_text(traceback.format_exc())
-                    report = build_results(config, job.submission_id, "grader_error", None, [], [],
-                                           failure="erreur interne du correcteur, signalez-la à l'enseignant")
+                    report = build_results(config, job.submission_id, Status.GRADER_ERROR, None, [], [],
+                                           failure=messages.GRADER_FAILURE)
                     write_submission_reports(job.out_dir, config, report, None)
                 reports.append(report)
                 if progress:

@@ -32,9 +32,9 @@ def _nbgrader_student(path: Path) -> str | None:
 def _from_zip(path: Path, extract_dir: Path, index: int) -> Found:
     try:
         with zipfile.ZipFile(path) as archive:
-            members = sorted(m for m in archive.infolist()
-                             if m.filename.endswith(".ipynb") and not m.is_dir()
-                             and "__MACOSX" not in m.filename and ".ipynb_checkpoints" not in m.filename)
+            members = [m for m in archive.infolist()
+                       if m.filename.endswith(".ipynb") and not m.is_dir()
+                       and "__MACOSX" not in m.filename and ".ipynb_checkpoints" not in m.filename]
             if not members:
                 return Found(path, path.stem, "l'archive zip ne contient aucun notebook")
             member = min(members, key=lambda m: (m.filename.count("/"), m.filename))
@@ -70,10 +70,18 @@ def find_submissions(paths: list[Path], extract_dir: Path) -> tuple[list[Found],
 
 
 def _unique(found: list[Found]) -> list[Found]:
-    """Ids stay as given; a repeated one gets a numeric suffix so no report is overwritten."""
-    seen: dict[str, int] = {}
+    """Ids stay as given; a repeated one gets the first numeric suffix that no other submission has
+    (not even one really named ``devoir-2``), so no report is overwritten."""
+    given = {f.id for f in found}
+    used: set[str] = set()
     out = []
     for f in found:
-        seen[f.id] = seen.get(f.id, 0) + 1
-        out.append(f if seen[f.id] == 1 else Found(f.path, f"{f.id}-{seen[f.id]}", f.error))
+        new_id, n = f.id, 1
+        while new_id in used:
+            n += 1
+            new_id = f"{f.id}-{n}"
+            if new_id in given:
+                new_id = f.id
+        used.add(new_id)
+        out.append(f if new_id == f.id else Found(f.path, new_id, f.error))
     return out

@@ -46,7 +46,8 @@ def preamble_source(mnist_path: Path, capture_dir: Path, seed: int, threads: int
         f"    exec(compile(source, '<{RUNTIME_MODULE}>', 'exec'), module.__dict__)",
         f"    sys.modules[{RUNTIME_MODULE!r}] = module",
         "    module.install(config)",
-        f"_autograder_boot({runtime_source()!r}, {json.dumps(config)})",
+        # JSON decoded in the kernel, not pasted as Python: true/false/null are not Python names.
+        f"_autograder_boot({runtime_source()!r}, __import__('json').loads({json.dumps(config)!r}))",
         "del _autograder_boot",
     ])
 

@@ -26,6 +26,7 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 from ..core.config import Limits
 from ..core.environment import kernel_env
+from ..core.results import Event, EventKind, Status
 from ..notebook.plan import SYNTAX_ERRORS, Step
 from .outputs import BoundedOutputClient
 from .sandbox import FileView, KernelUser, Watchdog, kernel_prefix, kernel_user, network_isolation
@@ -33,13 +34,6 @@ from .sandbox import FileView, KernelUser, Watchdog, kernel_prefix, kernel_user,
 TIMEOUT_ENAME = "AutograderCellTimeout"
 PROBE_TIMEOUT = 20
 KERNEL_NAME = "autograder-python"
-
-
-@dataclass
-class Event:
-    kind: str                  # "timeout", "kernel_died", "error", "budget"
-    question: str | None
-    message: str               # French, for the student
 
 
 @dataclass
@@ -54,12 +48,12 @@ class ExecutionResult:
     duration: float = 0.0
 
     @property
-    def status(self) -> str:
+    def status(self) -> Status:
         kinds = {e.kind for e in self.events}
-        for kind in ("kernel_died", "budget", "timeout"):
+        for kind in (EventKind.KERNEL_DIED, EventKind.BUDGET, EventKind.TIMEOUT):
             if kind in kinds:
-                return kind
-        return "ok"
+                return Status(kind)
+        return Status.OK
 
 
 def _where(question: str | None) -> str:
@@ -216,7 +210,7 @@ class Runner:
             if time.monotonic() >= self.deadline:
                 self._budget_exhausted(i)
                 return "budget"
-            self._fail(i, "timeout",
+            self._fail(i, EventKind.TIMEOUT,
                        f"{_where(step.question)} a dépassé le temps imparti ({client.timeout} s) et a été interrompue",
                        replay)
             return "ok" if self._responsive(client) else "dead"
@@ -231,7 +225,7 @@ class Runner:
             if error:
                 evalue = str(self.last_reply.get("evalue", ""))[:300]
                 self.result.events.append(Event(
-                    "error", step.question, f"{_where(step.question)} a levé une erreur : {ename}: {evalue}"))
+                    EventKind.ERROR, step.question, f"{_where(step.question)} a levé une erreur : {ename}: {evalue}"))
         return "ok"
 
     def _responsive(self, client: NotebookClient) -> bool:
@@ -252,10 +246,10 @@ class Runner:
 
     def _dead(self, i: int, why: str) -> str:
         step = self.steps[i]
-        self._fail(i, "kernel_died", f"{_where(step.question)} a provoqué l'arrêt du noyau : {why}", False)
+        self._fail(i, EventKind.KERNEL_DIED, f"{_where(step.question)} a provoqué l'arrêt du noyau : {why}", False)
         return "dead"
 
-    def _fail(self, i: int, kind: str, message: str, replay: bool) -> None:
+    def _fail(self, i: int, kind: EventKind, message: str, replay: bool) -> None:
         step = self.steps[i]
         if step.question in self.result.failed_questions and step.question is not None:
             return
@@ -277,7 +271,7 @@ class Runner:
                 if step.kind == "capture" and step.question not in self.result.failed_questions:
                     self.result.failed_questions.add(step.question)
                     self.result.events.append(Event(
-                        "kernel_died", step.question,
+                        EventKind.KERNEL_DIED, step.question,
                         f"la question {step.question} n'a pas été exécutée : trop de redémarrages du noyau"))
             return None
         return i + 1
@@ -290,11 +284,11 @@ class Runner:
         for q in pending:
             self.result.failed_questions.add(q)
             self.result.events.append(Event(
-                "budget", q,
+                EventKind.BUDGET, q,
                 f"la question {q} n'a pas pu être exécutée : le temps total alloué au notebook "
                 f"({int(self.limits.submission_timeout)} s) est épuisé"))
         if not pending:
-            self.result.events.append(Event("budget", None, "le temps total alloué au notebook est épuisé"))
+            self.result.events.append(Event(EventKind.BUDGET, None, "le temps total alloué au notebook est épuisé"))
 
 
 def execute(steps: list[Step], workdir: Path, limits: Limits, kernel_log: Path | None = None,
