@@ -84,14 +84,21 @@ class FileView:
         hide = [h for h in dict.fromkeys(os.path.realpath(p) for p in self.hide)
                 if h != "/" and os.path.isdir(h) and not _inside(STAGING, h)
                 and (not _inside(sys_base(), h) or sys_base() in ro)]
-        # A tree inside another hidden tree is hidden with it (and has no mount point left).
-        hide = [h for h in hide if not any(o != h and _inside(h, o) for o in hide)]
+        # A tree inside another hidden tree is hidden with it (and has no mount point left), unless a
+        # kept path between them brings it back into view: then it is hidden again inside that path.
+        kept = ro + rw
+        hide = [h for h in hide if not any(o != h and _inside(h, o) and not any(
+            _inside(h, k) and _inside(k, o) for k in kept) for o in hide)]
         return FileView(tuple(hide), ro, rw)
 
 
 def sys_base() -> str:
     import sys
     return os.path.realpath(sys.base_prefix)
+
+
+def _depth(path: str) -> int:
+    return path.rstrip("/").count("/")
 
 
 def _inside(path: str, tree: str) -> bool:
@@ -106,15 +113,19 @@ def _mount_script(view: FileView, user: KernelUser | None) -> str:
     for i, (path, _) in enumerate(keep):
         stage = f"{STAGING}/{i}"
         lines += [f"mkdir -p {stage}" if os.path.isdir(path) else f"touch {stage}", f"mount --bind {q(path)} {stage}"]
-    for h in view.hide:
-        lines.append(f"mount -t tmpfs -o size=16m,mode=755 tmpfs {q(h)}")
-    for i, (path, read_only) in enumerate(keep):
-        if any(_inside(path, h) for h in view.hide):
-            make = f"mkdir -p {q(path)}" if os.path.isdir(path) else \
-                f"mkdir -p {q(os.path.dirname(path))} && touch {q(path)}"
-            lines += [make, f"mount --bind {STAGING}/{i} {q(path)}"]
-            if read_only:
-                lines.append(f"mount -o remount,bind,ro {q(path)}")
+    # Outermost first, so a kept path inside a hidden tree, or a hidden tree (or a read-only path)
+    # inside a kept one, is mounted over what contains it, never under.
+    hides = [(h, None, False) for h in view.hide]
+    binds = [(path, i, read_only) for i, (path, read_only) in enumerate(keep) if any(_inside(path, h) for h in view.hide)]
+    for path, stage, read_only in sorted(hides + binds, key=lambda m: _depth(m[0])):
+        if stage is None:
+            lines.append(f"mount -t tmpfs -o size=16m,mode=755 tmpfs {q(path)}")
+            continue
+        make = f"mkdir -p {q(path)}" if os.path.isdir(path) else \
+            f"mkdir -p {q(os.path.dirname(path))} && touch {q(path)}"
+        lines += [make, f"mount --bind {STAGING}/{stage} {q(path)}"]
+        if read_only:
+            lines.append(f"mount -o remount,bind,ro {q(path)}")
     if user is None:
         return "\n".join(lines) + '\nexec "$@"'
     # Its own directories (work, capture, connection file and sockets) become the kernel user's.
