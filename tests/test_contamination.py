@@ -93,7 +93,7 @@ def test_count_combines_exact_and_near_copies_of_trained_rows_only(mnist):
     def count(x, **fit):
         inputs = {"projection_k": project_rows(x)}
         call = {"row_hashes": row_hashes(x), "projection": "k", **fit}
-        return contaminated_row_count(call, inputs, space, mnist, SETTINGS, test_hashes)
+        return contaminated_row_count(call, inputs, space, mnist, settings=SETTINGS, test_hashes=test_hashes)
 
     noisy = x_test + rng.normal(0, 0.01, x_test.shape)
     assert count(x_train) == 0

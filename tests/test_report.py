@@ -16,7 +16,7 @@ def outcomes(failing=()):
 
 
 def test_scores_come_from_the_checks_and_the_gradescope_dict_lists_every_one():
-    report = build_results(CONFIG, "élève", Status.OK, outcomes(failing=("q3.1",)), [], ["une remarque"])
+    report = build_results(CONFIG, "élève", Status.OK, outcomes(failing=("q3.1",)), notes=["une remarque"])
     assert report.score == 17 and report.question_scores()["q3"] == 2 and report.max_score == 20
     data = report.to_gradescope_dict()
     assert [t["number"] for t in data["tests"]] == [c.number for c in CONFIG.checks]
@@ -30,7 +30,7 @@ def test_scores_come_from_the_checks_and_the_gradescope_dict_lists_every_one():
 
 def test_a_report_read_back_for_resume_is_the_same_report():
     events = [Event(EventKind.TIMEOUT, "q1", "la question q1 a dépassé le temps imparti (90 s) et a été interrompue")]
-    report = build_results(CONFIG, "b", Status.TIMEOUT, outcomes(failing=("q1.1", "q1.4")), events, [])
+    report = build_results(CONFIG, "b", Status.TIMEOUT, outcomes(failing=("q1.1", "q1.4")), events=events)
     report.measurements, report.duration_s, report.kernel_restarts = {"q1": {"accuracy": 0.9}}, 12.5, 1
     again = GradeReport.from_gradescope_dict(report.to_gradescope_dict(), CONFIG)
     assert again.to_gradescope_dict() == report.to_gradescope_dict()
@@ -39,7 +39,7 @@ def test_a_report_read_back_for_resume_is_the_same_report():
 
 
 def test_an_invalid_file_scores_zero_with_its_reason_on_every_check_and_the_page():
-    report = build_results(CONFIG, "vide", Status.INVALID_NOTEBOOK, None, [], [], failure="fichier invalide (vide)")
+    report = build_results(CONFIG, "vide", Status.INVALID_NOTEBOOK, None, failure="fichier invalide (vide)")
     data = report.to_gradescope_dict()
     assert data["score"] == 0 and data["output"] == "Copie non corrigée : fichier invalide (vide)."
     assert {t["output"] for t in data["tests"]} == {"Non évaluée : fichier invalide (vide)."}
@@ -49,7 +49,7 @@ def test_an_invalid_file_scores_zero_with_its_reason_on_every_check_and_the_page
 
 
 def test_feedback_page_is_per_question_in_french():
-    report = build_results(CONFIG, "c", Status.OK, outcomes(failing=("q4.1",)), [], [])
+    report = build_results(CONFIG, "c", Status.OK, outcomes(failing=("q4.1",)))
     page = html.unescape(render_feedback(CONFIG, report))
     assert "Question q4 — Réseau plus profond : 3.50 / 5.00" in page
     assert "à corriger q4.1" in page and "échouée" in page and "Note : 18.50 / 20.00" in page

@@ -28,4 +28,4 @@ def self_check(config: Config, config_path: Path, notebook: Path) -> list[str]:
         return invalid_lines(name, report.output)
     outcomes = {c.number: (c.passed, c.message) for c in report.checks}
     events = [(e.question, e.message) for e in report.events if e.kind != EventKind.ERROR]
-    return report_lines(name, public.questions, outcomes, events, list(report.notes))
+    return report_lines(name, public.questions, outcomes, events=events, notes=list(report.notes))

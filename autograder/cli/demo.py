@@ -24,7 +24,8 @@ def run_demo(config: Config, out: Path, workers: int) -> int:
     console.print(f"3. Grading {examples} into {out}/ with {workers} worker(s)")
     progress = RichProgress()
     try:
-        reports = grade_batch([examples], out, config.root / "grading.toml", workers, progress=progress)
+        reports = grade_batch([examples], out, config_path=config.root / "grading.toml", workers=workers,
+                              progress=progress)
     finally:
         progress.stop()
     console.print(summary_table(config, reports))

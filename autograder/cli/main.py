@@ -23,8 +23,9 @@ def cmd_grade(args) -> int:
         return 2
     progress = RichProgress()
     try:
-        reports = grade_batch([Path(p) for p in args.paths], Path(args.out), args.config, args.workers,
-                              args.cell_timeout, args.resume, progress)
+        reports = grade_batch([Path(p) for p in args.paths], Path(args.out), config_path=args.config,
+                              workers=args.workers, cell_timeout=args.cell_timeout, resume=args.resume,
+                              progress=progress)
     except MnistError as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 2

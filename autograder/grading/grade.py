@@ -62,7 +62,7 @@ def grade_submission(job: Job) -> GradeReport:
     error, sub = (job.intake_error, None) if job.intake_error else (None, load_submission(job.path))
     error = error or sub.error
     if error:
-        report = build_results(config, job.submission_id, Status.INVALID_NOTEBOOK, None, [], sub.notes if sub else [],
+        report = build_results(config, job.submission_id, Status.INVALID_NOTEBOOK, None, notes=sub.notes if sub else [],
                                failure=messages.invalid_file(error))
         write_submission_reports(out, config, report, None)
         return report
@@ -70,7 +70,7 @@ def grade_submission(job: Job) -> GradeReport:
         return _grade_notebook(config, job, sub)
     except Exception:  # our own bug: the batch goes on and the instructor sees why
         (out / "grader_error.txt").write_text(traceback.format_exc())
-        report = build_results(config, job.submission_id, Status.GRADER_ERROR, None, [], sub.notes,
+        report = build_results(config, job.submission_id, Status.GRADER_ERROR, None, notes=sub.notes,
                                failure=messages.GRADER_FAILURE)
         write_submission_reports(out, config, report, None)
         return report
@@ -95,14 +95,14 @@ def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
             read_only=(sys.prefix, str(job.mnist)),
             writable=(str(scratch), capture_root),
         )
-        result = execute(prepared.steps, scratch, config.limits, kernel_log, view)
+        result = execute(prepared.steps, scratch, config.limits, kernel_log=kernel_log, view=view)
         _keep_tail(kernel_log, job.out_dir / "kernel.log")
         failures = {e.question: e.message for e in result.events if e.question in result.failed_questions}
         failed = not_run_reasons(prepared.cell_map, config.question_ids, ran=result.ran_questions, failed=failures,
                                  placeholder=config.placeholder)
         # Created only now that the kernel is gone, so nothing it wrote can pose as a result.
         with tempfile.TemporaryDirectory(prefix="autograder-scoring-") as scoring:
-            scores = score(config, capture, failed, Path(scoring), job.config_path, job.public_only)
+            scores = score(config, capture, failed, Path(scoring), config_path=job.config_path, public_only=job.public_only)
             log = Path(scoring) / "scoring.log"
             if log.exists():
                 shutil.copy(log, job.out_dir / "scoring.log")
@@ -118,11 +118,11 @@ def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
         if unreadable:   # said, not guessed: the instructor may want to look at this training
             notes.append(f"question {q} : les données d'entraînement ({' ; '.join(unreadable)}) n'ont pas pu être "
                          "examinées : le correcteur n'a pas pu vérifier qu'elles ne contiennent aucune image de test")
-    report = build_results(config, job.submission_id, result.status, scores.outcomes, result.events, notes)
+    report = build_results(config, job.submission_id, result.status, scores.outcomes, events=result.events, notes=notes)
     report.measurements, report.duration_s = scores.measurements, round(result.duration, 1)
     report.kernel_restarts = result.restarts
-    executed = executed_notebook(sub.notebook, prepared.cell_map, result.outputs, result.execution_counts,
-                                 config.limits.output_limit)
+    executed = executed_notebook(sub.notebook, prepared.cell_map, outputs=result.outputs,
+                                 counts=result.execution_counts, limit=config.limits.output_limit)
     write_submission_reports(job.out_dir, config, report, executed)
     return report
 
@@ -144,7 +144,7 @@ def load_report(out_dir: Path, config: Config) -> GradeReport | None:
     return GradeReport.from_gradescope_dict(results, config)
 
 
-def grade_batch(paths: list[Path], out: Path, config_path: Path | None = None, workers: int = 1,
+def grade_batch(paths: list[Path], out: Path, *, config_path: Path | None = None, workers: int = 1,
                 cell_timeout: float | None = None, resume: bool = False, progress=None) -> list[GradeReport]:
     config_path = Path(config_path) if config_path else load_config().root / "grading.toml"
     config = load_config(config_path)
@@ -185,7 +185,7 @@ def _grade_found(found, ignored, *, out: Path, config: Config, config_path: Path
                 except Exception:  # a worker died: record it, keep grading the others
                     (job.out_dir).mkdir(parents=True, exist_ok=True)
                     (job.out_dir / "grader_error.txt").write_text(traceback.format_exc())
-                    report = build_results(config, job.submission_id, Status.GRADER_ERROR, None, [], [],
+                    report = build_results(config, job.submission_id, Status.GRADER_ERROR, None,
                                            failure=messages.GRADER_FAILURE)
                     write_submission_reports(job.out_dir, config, report, None)
                 reports.append(report)

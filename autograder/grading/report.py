@@ -22,8 +22,8 @@ from ..core.results import CheckResult, Event, GradeReport, QuestionResult, Stat
 from ..notebook.mapping import CellMap
 from ..runner.scoring import CheckOutcome
 
-def build_results(config: Config, submission: str, status: Status, outcomes: dict[str, CheckOutcome] | None,
-                  events: list[Event], notes: list[str], failure: str | None = None) -> GradeReport:
+def build_results(config: Config, submission: str, status: Status, outcomes: dict[str, CheckOutcome] | None, *,
+                  events: list[Event] = (), notes: list[str] = (), failure: str | None = None) -> GradeReport:
     """Every rubric check appears, with score 0 where it could not run, so totals compare."""
     questions = tuple(QuestionResult(q.id, q.title, tuple(
         _check_result(c, (outcomes or {}).get(c.number), failure) for c in q.checks)) for q in config.questions)
@@ -66,7 +66,7 @@ def _trim(outputs: list, limit: int) -> list:
     return trimmed
 
 
-def executed_notebook(original: nbformat.NotebookNode, cell_map: CellMap, outputs: dict[int, list],
+def executed_notebook(original: nbformat.NotebookNode, cell_map: CellMap, *, outputs: dict[int, list],
                       counts: dict[int, int | None], limit: int) -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook(metadata=original.get("metadata", {}))
     for pos, planned in enumerate(cell_map.cells):

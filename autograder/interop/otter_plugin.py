@@ -127,5 +127,5 @@ def check(question: str, function: str, params: dict) -> None:
         if not _mnist_arrays:
             _mnist_arrays.append(from_cache(Path(config["mnist"]).parent))
         _artifacts[question] = load_question(Path(config["capture_dir"]), question, _mnist_arrays[0],
-                                             config.get("failed", {}).get(question))
+                                             failure=config.get("failed", {}).get(question))
     checks.run_check(_artifacts[question], function, params)

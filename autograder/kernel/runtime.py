@@ -369,7 +369,7 @@ def _finish_batches(entry, batches, epoch, why=None):
         _fingerprint_training(entry, rows)
 
 
-def _follow_data(kind, entry, fit, model, args, kwargs):
+def _follow_data(kind, entry, *, fit, model, args, kwargs):
     """Before a fit: how to call it, and what to run once it is over (None: nothing).
 
     A generator is handed to Keras through a pass-through generator; a PyDataset is watched
@@ -444,7 +444,7 @@ class _Bound:
             self.arguments.update(extra)
 
 
-def _record(kind, model, fn, args, kwargs):
+def _record(kind, model, fn, *, args, kwargs):
     try:
         bound = _Bound(fn, model, args, kwargs)
     except TypeError:
@@ -481,10 +481,10 @@ def _wrap(kind, original):
         if _state["depth"]:
             return original(self, *args, **kwargs)
         try:
-            entry = _record(kind, self, original, args, kwargs)
+            entry = _record(kind, self, original, args=args, kwargs=kwargs)
         except Exception as exc:  # recording must never break student code
             entry = {"kind": kind, "question": _state["question"], "record_error": repr(exc)}
-        args, kwargs, finish = _follow_data(kind, entry, original, self, args, kwargs)
+        args, kwargs, finish = _follow_data(kind, entry, fit=original, model=self, args=args, kwargs=kwargs)
         _state["depth"] += 1
         try:
             result = original(self, *args, **kwargs)

@@ -154,7 +154,7 @@ def map_cells(submission: nbformat.NotebookNode, masters: list[MasterCell]) -> C
             planned.append(PlannedCell(ctype, cell.get("source", ""), "question", label.question, j,
                                        label.grade_id, exercise=True))
             continue
-        question = _place(j, cells, labels, masters, claimed) if ctype == "code" else None
+        question = _place(j, cells, labels=labels, masters=masters, claimed=claimed) if ctype == "code" else None
         planned.append(PlannedCell(ctype, cell.get("source", ""), "question" if question else "free",
                                    question, j))
 
@@ -181,7 +181,7 @@ def _mark_exercise(planned: list[PlannedCell], master: MasterCell) -> None:
         max(cells, key=lambda c: _similarity(master.source, c.source)).exercise = True
 
 
-def _place(j, cells, labels, masters, claimed) -> str | None:
+def _place(j, cells, *, labels, masters, claimed) -> str | None:
     prev = next((labels[i] for i in range(j - 1, -1, -1) if labels[i] is not None), None)
     nxt = next((labels[i] for i in range(j + 1, len(cells)) if labels[i] is not None), None)
     if prev is not None and prev.question:

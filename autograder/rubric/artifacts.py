@@ -235,10 +235,10 @@ def _test_row_counter(inputs, space, mnist: Mnist, settings: Contamination | Non
     if settings is None:
         return lambda call: sum(h in test_hashes for h in call.get("row_hashes") or [])
     from .contamination import contaminated_row_count   # lazy: verifier.py bundles this module, not that one
-    return lambda call: contaminated_row_count(call, inputs, space, mnist, settings, test_hashes)
+    return lambda call: contaminated_row_count(call, inputs, space, mnist, settings=settings, test_hashes=test_hashes)
 
 
-def load_question(capture_dir: Path, question: str, mnist: Mnist, failure: str | None = None,
+def load_question(capture_dir: Path, question: str, mnist: Mnist, *, failure: str | None = None,
                   measure_accuracy: bool = True, contamination: Contamination | None = None) -> QuestionArtifacts:
     """What the scoring process knows of a question; ``measure_accuracy`` False for the public check,
     which has no hidden check to feed."""

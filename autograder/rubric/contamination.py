@@ -192,7 +192,7 @@ def near_test_rows(projected: np.ndarray, space: InputSpace | None, mnist: Mnist
     return _cache.results[key].copy()
 
 
-def contaminated_row_count(call: dict, inputs: dict[str, np.ndarray], space: InputSpace | None, mnist: Mnist,
+def contaminated_row_count(call: dict, inputs: dict[str, np.ndarray], space: InputSpace | None, mnist: Mnist, *,
                            settings: Contamination, test_hashes: set[str]) -> int:
     """Rows a recorded fit call trained on that are test images: byte for byte (row hashes), or
     near-duplicates (projection) once there are ``settings.min_rows`` of them; validation rows excluded."""

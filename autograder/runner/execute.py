@@ -75,7 +75,7 @@ def _kernel_spec_dir(root: Path, limits: Limits, view: FileView | None, user: Ke
 
 
 class Runner:
-    def __init__(self, steps: list[Step], workdir: Path, limits: Limits, kernel_log: Path | None = None,
+    def __init__(self, steps: list[Step], workdir: Path, limits: Limits, *, kernel_log: Path | None = None,
                  view: FileView | None = None):
         self.steps = steps
         self.workdir = Path(workdir)
@@ -291,6 +291,6 @@ class Runner:
             self.result.events.append(Event(EventKind.BUDGET, None, "le temps total alloué au notebook est épuisé"))
 
 
-def execute(steps: list[Step], workdir: Path, limits: Limits, kernel_log: Path | None = None,
+def execute(steps: list[Step], workdir: Path, limits: Limits, *, kernel_log: Path | None = None,
             view: FileView | None = None) -> ExecutionResult:
-    return Runner(steps, workdir, limits, kernel_log, view).run()
+    return Runner(steps, workdir, limits, kernel_log=kernel_log, view=view).run()

@@ -57,7 +57,7 @@ class Scores:
     measurements: dict          # per question: accuracy measured by the grader, inputs, fits
 
 
-def score(config: Config, capture_dir: Path, failed: dict[str, str], workdir: Path,
+def score(config: Config, capture_dir: Path, failed: dict[str, str], workdir: Path, *,
           config_path: Path | None = None, public_only: bool = False) -> Scores:
     workdir.mkdir(parents=True, exist_ok=True)
     execution = workdir / "execution.json"

@@ -38,7 +38,7 @@ def invalid_lines(name: str, message: str) -> list[str]:
     return _header(name) + [message, "", HIDDEN_NOTICE]
 
 
-def report_lines(name: str, questions, outcomes: dict[str, tuple[bool, str]], events: list[tuple[str, str]],
+def report_lines(name: str, questions, outcomes: dict[str, tuple[bool, str]], *, events: list[tuple[str, str]],
                  notes: list[str]) -> list[str]:
     """French report: per question, each public check passed or what to fix; then the hidden-tests notice."""
     lines = _header(name)
@@ -112,7 +112,7 @@ def check_notebook(path: Path, settings: dict) -> list[str]:
         mnist = load_mnist(mnist_path.parent)
         outcomes = {}
         for q in questions:
-            art = load_question(capture, q.id, mnist, failed.get(q.id), measure_accuracy=False)
+            art = load_question(capture, q.id, mnist, failure=failed.get(q.id), measure_accuracy=False)
             for c in q.checks:
                 try:
                     run_check(art, c.function, c.params)
@@ -121,5 +121,5 @@ def check_notebook(path: Path, settings: dict) -> list[str]:
                     outcomes[c.number] = (False, failure_message(exc))
     # The mapping's own notes only, not grade's (missing questions, restored cells): a missing
     # question's reason already shows under it.
-    return report_lines(Path(path).name, questions, outcomes, list(failures.items()),
-                        notes + prepared.cell_map.notes)
+    return report_lines(Path(path).name, questions, outcomes, events=list(failures.items()),
+                        notes=notes + prepared.cell_map.notes)

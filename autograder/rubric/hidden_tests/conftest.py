@@ -37,7 +37,7 @@ def artifacts(pytestconfig, config):
     execution = pytestconfig.getoption("--execution")
     failed = json.loads(Path(execution).read_text()).get("failed", {}) if execution else {}
     mnist = load_mnist()
-    arts = {q: load_question(capture, q, mnist, failed.get(q), contamination=config.contamination)
+    arts = {q: load_question(capture, q, mnist, failure=failed.get(q), contamination=config.contamination)
             for q in config.question_ids}
     out = pytestconfig.getoption("--measurements")
     if out:
