@@ -1,4 +1,4 @@
-"""French texts of the reports, in one place (the rubric's own messages live with its checks)."""
+"""French texts of the reports and feedback, in one place (the rubric's assert messages stay with its checks)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,10 @@ STATUS_TEXT = {
 }
 PASSED = "Réussie."
 GRADER_FAILURE = "erreur interne du correcteur, signalez-la à l'enseignant"
+CHECK_NOT_RUN = "Vérification non exécutée (erreur du correcteur)."
+HIDDEN_NOTICE = ("Attention : ces vérifications publiques ne sont qu'une partie de la correction. "
+                 "Des tests cachés seront exécutés lors de la correction : réussir toutes les "
+                 "vérifications ci-dessus ne garantit pas la note maximale.")
 
 
 def sentence(message: str) -> str:
@@ -33,3 +37,142 @@ def not_corrected(failure: str) -> str:
 
 def note(text: str) -> str:
     return f"Remarque : {text}"
+
+
+# --- Execution (runner/execute.py, runner/sandbox.py) --------------------------------------
+
+def where(question: str | None) -> str:
+    return f"la question {question}" if question else "une cellule hors question"
+
+
+KERNEL_CRASHED = "le noyau Python s'est arrêté brutalement (plantage, sortie forcée ou mémoire épuisée)"
+KERNEL_UNRESPONSIVE = "le code ne répondait plus"
+DURING_REPLAY = " (pendant la ré-exécution après un redémarrage)"
+BUDGET_EXHAUSTED = "le temps total alloué au notebook est épuisé"
+
+
+def cell_timeout(question: str | None, seconds: int) -> str:
+    return f"{where(question)} a dépassé le temps imparti ({seconds} s) et a été interrompue"
+
+
+def cell_error(question: str | None, ename: str, evalue: str) -> str:
+    return f"{where(question)} a levé une erreur : {ename}: {evalue}"
+
+
+def kernel_died(question: str | None, why: str) -> str:
+    return f"{where(question)} a provoqué l'arrêt du noyau : {why}"
+
+
+def too_many_restarts(question: str) -> str:
+    return f"la question {question} n'a pas été exécutée : trop de redémarrages du noyau"
+
+
+def question_out_of_budget(question: str, seconds: int) -> str:
+    return f"la question {question} n'a pas pu être exécutée : le temps total alloué au notebook ({seconds} s) est épuisé"
+
+
+def too_many_processes(limit: int) -> str:
+    return f"trop de processus créés (limite : {limit})"
+
+
+def out_of_memory(limit_mb: int) -> str:
+    return f"mémoire épuisée (limite : {limit_mb} Mo)"
+
+
+# --- Mapping and notes (notebook/mapping.py, notebook/prepare.py, grading/grade.py) --------
+
+QUESTION_MISSING = "aucune cellule de cette question n'a été trouvée dans le notebook"
+QUESTION_SYNTAX = "le code de la question n'a pas pu s'exécuter (erreur de syntaxe)"
+
+
+def question_not_completed(placeholder: str) -> str:
+    return f"la question n'a pas été complétée (« {placeholder} » est encore présent)"
+
+
+def given_cell_reinserted(grade_id: str) -> str:
+    return f"la cellule fournie « {grade_id} » manquait et a été rétablie"
+
+
+def given_cell_restored(grade_id: str) -> str:
+    return f"la cellule fournie « {grade_id} » avait été modifiée et a été rétablie"
+
+
+def no_cell_for(question: str) -> str:
+    return f"aucune cellule de la question {question} n'a été trouvée"
+
+
+def test_inputs_not_genuine(question: str) -> str:
+    return (f"question {question} : les données passées à evaluate/predict ne sont pas les 10 000 images de "
+            "test MNIST ; la précision a été mesurée par le correcteur sur le vrai jeu de test")
+
+
+def training_data_unexamined(question: str, what: list[str]) -> str:
+    return (f"question {question} : les données d'entraînement ({' ; '.join(what)}) n'ont pas pu être "
+            "examinées : le correcteur n'a pas pu vérifier qu'elles ne contiennent aucune image de test")
+
+
+# --- Loading a submission (notebook/load.py, grading/intake.py) -----------------------------
+
+FILE_EMPTY = "le fichier est vide"
+FILE_NOT_UTF8 = "le fichier n'est pas un texte UTF-8 (fichier binaire ou mal encodé)"
+NOT_A_NOTEBOOK = "le fichier JSON n'est pas un notebook Jupyter (aucune liste de cellules)"
+OLD_FORMAT_UNCONVERTIBLE = "le notebook est dans un ancien format qui n'a pas pu être converti"
+NO_CELL_LIST = "le notebook ne contient pas de liste de cellules"
+NO_CELLS = "le notebook ne contient aucune cellule"
+DUPLICATE_CELL_IDS = "des identifiants de cellules étaient dupliqués ; ils ont été renumérotés"
+LOOSE_FORMAT = "le notebook ne respecte pas exactement le format nbformat ; il a été lu au mieux"
+ZIP_WITHOUT_NOTEBOOK = "l'archive zip ne contient aucun notebook"
+ZIP_NOTEBOOK_TOO_LARGE = "le notebook contenu dans l'archive est trop volumineux"
+ZIP_UNREADABLE = "l'archive zip est illisible ou corrompue"
+
+
+def invalid_json(line: int) -> str:
+    return f"le fichier n'est pas un JSON valide (ligne {line}) : notebook tronqué ou corrompu"
+
+
+def converted_from(version) -> str:
+    return f"notebook converti depuis le format nbformat {version}"
+
+
+def invalid_cell(number: int) -> str:
+    return f"la cellule n°{number} du notebook est invalide"
+
+
+def invalid_cell_content(number: int) -> str:
+    return f"la cellule n°{number} du notebook a un contenu invalide"
+
+
+def unreadable_file(reason: str) -> str:
+    return f"le fichier n'a pas pu être lu ({reason})"
+
+
+# --- What the scoring process could not do (rubric/artifacts.py) -------------------------
+
+QUESTION_NOT_RUN = "la question n'a pas été exécutée (cellule absente ou non reconnue)"
+NO_MODEL = "aucun modèle Keras n'a été créé, entraîné ou utilisé dans cette question"
+MODEL_NOT_SAVED = "le modèle n'a pas pu être enregistré pour la correction"
+NOTEBOOK_CODE_IN_MODEL = ("le modèle utilise du code Python écrit dans le notebook (fonction lambda ou def, couche "
+                          "Lambda) : par sécurité, le correcteur ne l'exécute pas. Utilisez les activations et couches "
+                          "de Keras, par exemple activation='tanh' ou keras.layers.LeakyReLU()")
+NO_TEST_SET = ("impossible de retrouver le jeu de test MNIST dans les données passées à evaluate/predict : "
+               "la précision n'a pas pu être mesurée")
+DATA_KINDS = {"tf.data": "un tf.data.Dataset", "generator": "un générateur Python", "PyDataset": "un keras.utils.PyDataset"}
+DATA_HIDDEN_BY = {
+    "source": "construit avec {}()",
+    "op": "transformé avec {}()",
+    "subset": "dont {}() retient des exemples au hasard",
+    "after_batch": "auquel {}() est appliqué après batch()",
+    "not_batched": "sans batch()",
+    "steps_subset": "dont steps_per_epoch ne lit qu'une partie, dans un ordre aléatoire",
+    "multiprocessing": "lu par d'autres processus (use_multiprocessing=True)",
+    "not_arrays": "dont les batchs ne sont pas des tableaux",
+    "incomplete": "dont les batchs n'ont pas tous été vus",
+}
+
+
+def model_not_reloaded(error: str) -> str:
+    return f"le modèle n'a pas pu être rechargé pour la correction ({error})"
+
+
+def model_not_evaluated(error: str) -> str:
+    return f"le modèle n'a pas pu être évalué sur le jeu de test ({error})"

@@ -112,12 +112,10 @@ def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
         write_atomic(job.out_dir / "grader_log.txt", "\n".join(log) + "\n")
     for q, measured in scores.measurements.items():
         if measured.get("test_inputs") == "not_genuine":
-            notes.append(f"question {q} : les données passées à evaluate/predict ne sont pas les 10 000 images de "
-                         "test MNIST ; la précision a été mesurée par le correcteur sur le vrai jeu de test")
+            notes.append(messages.test_inputs_not_genuine(q))
         unreadable = sorted({f["unreadable"] for f in measured.get("fits", []) if f.get("unreadable")})
         if unreadable:   # said, not guessed: the instructor may want to look at this training
-            notes.append(f"question {q} : les données d'entraînement ({' ; '.join(unreadable)}) n'ont pas pu être "
-                         "examinées : le correcteur n'a pas pu vérifier qu'elles ne contiennent aucune image de test")
+            notes.append(messages.training_data_unexamined(q, unreadable))
     report = build_results(config, job.submission_id, result.status, scores.outcomes, events=result.events, notes=notes)
     report.measurements, report.duration_s = scores.measurements, round(result.duration, 1)
     report.kernel_restarts = result.restarts

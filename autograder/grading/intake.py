@@ -11,6 +11,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from ..core import messages
+
 MAX_NOTEBOOK_BYTES = 512 * 2**20
 
 
@@ -36,17 +38,17 @@ def _from_zip(path: Path, extract_dir: Path, index: int) -> Found:
                        if m.filename.endswith(".ipynb") and not m.is_dir()
                        and "__MACOSX" not in m.filename and ".ipynb_checkpoints" not in m.filename]
             if not members:
-                return Found(path, path.stem, "l'archive zip ne contient aucun notebook")
+                return Found(path, path.stem, messages.ZIP_WITHOUT_NOTEBOOK)
             member = min(members, key=lambda m: (m.filename.count("/"), m.filename))
             if member.file_size > MAX_NOTEBOOK_BYTES:
-                return Found(path, path.stem, "le notebook contenu dans l'archive est trop volumineux")
+                return Found(path, path.stem, messages.ZIP_NOTEBOOK_TOO_LARGE)
             target = extract_dir / str(index) / PurePosixPath(member.filename).name
             target.parent.mkdir(parents=True, exist_ok=True)
             with archive.open(member) as src, open(target, "wb") as out:
                 out.write(src.read(MAX_NOTEBOOK_BYTES + 1))
             return Found(target, path.stem)
     except (zipfile.BadZipFile, OSError, RuntimeError, EOFError):
-        return Found(path, path.stem, "l'archive zip est illisible ou corrompue")
+        return Found(path, path.stem, messages.ZIP_UNREADABLE)
 
 
 def find_submissions(paths: list[Path], extract_dir: Path) -> tuple[list[Found], list[Path]]:

@@ -9,6 +9,8 @@ from pathlib import Path
 import nbformat
 import nbformat.reader
 
+from ..core import messages
+
 
 class InvalidNotebook(Exception):
     """The file is not a gradable notebook; the message is French, for the student."""
@@ -27,51 +29,51 @@ def read_notebook(path: Path) -> tuple[nbformat.NotebookNode, list[str]]:
     notes: list[str] = []
     raw = path.read_bytes()
     if not raw.strip():
-        raise InvalidNotebook("le fichier est vide")
+        raise InvalidNotebook(messages.FILE_EMPTY)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise InvalidNotebook("le fichier n'est pas un texte UTF-8 (fichier binaire ou mal encodé)") from None
+        raise InvalidNotebook(messages.FILE_NOT_UTF8) from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InvalidNotebook(f"le fichier n'est pas un JSON valide (ligne {exc.lineno}) : notebook tronqué ou corrompu") from None
+        raise InvalidNotebook(messages.invalid_json(exc.lineno)) from None
     if not isinstance(data, dict) or ("cells" not in data and "worksheets" not in data):
-        raise InvalidNotebook("le fichier JSON n'est pas un notebook Jupyter (aucune liste de cellules)")
+        raise InvalidNotebook(messages.NOT_A_NOTEBOOK)
     try:
         if data.get("nbformat") == 4:
             nb = nbformat.from_dict(data)    # cells are normalised one by one below
         else:
             nb = nbformat.reader.reads(text)     # rejoins the line lists nbformat 3 stores
             nb = nbformat.convert(nb, 4)
-            notes.append(f"notebook converti depuis le format nbformat {data.get('nbformat')}")
+            notes.append(messages.converted_from(data.get('nbformat')))
     except Exception:  # nbformat raises many kinds on malformed input
-        raise InvalidNotebook("le notebook est dans un ancien format qui n'a pas pu être converti") from None
+        raise InvalidNotebook(messages.OLD_FORMAT_UNCONVERTIBLE) from None
     if not isinstance(nb.get("cells"), list):
-        raise InvalidNotebook("le notebook ne contient pas de liste de cellules")
+        raise InvalidNotebook(messages.NO_CELL_LIST)
     if not isinstance(nb.get("metadata"), dict):
         nb["metadata"] = nbformat.NotebookNode()
     if not nb.cells:
-        raise InvalidNotebook("le notebook ne contient aucune cellule")
+        raise InvalidNotebook(messages.NO_CELLS)
     seen: set[str] = set()
     for i, cell in enumerate(nb.cells):
         if not isinstance(cell, dict) or cell.get("cell_type") not in ("code", "markdown", "raw"):
-            raise InvalidNotebook(f"la cellule n°{i + 1} du notebook est invalide")
+            raise InvalidNotebook(messages.invalid_cell(i + 1))
         if isinstance(cell.get("source"), list):
             cell["source"] = "".join(map(str, cell["source"]))
         if not isinstance(cell.get("source", ""), str):
-            raise InvalidNotebook(f"la cellule n°{i + 1} du notebook a un contenu invalide")
+            raise InvalidNotebook(messages.invalid_cell_content(i + 1))
         cell.setdefault("source", "")
         if not isinstance(cell.get("metadata"), dict):
             cell["metadata"] = nbformat.NotebookNode()
         if cell.get("id") is not None and cell.get("id") in seen:
-            notes.append("des identifiants de cellules étaient dupliqués ; ils ont été renumérotés")
+            notes.append(messages.DUPLICATE_CELL_IDS)
             cell["id"] = f"cell-{i}"
         seen.add(cell.get("id"))
     try:
         nbformat.validate(nb)    # ids are already unique: nothing random is repaired here
     except Exception:
-        notes.append("le notebook ne respecte pas exactement le format nbformat ; il a été lu au mieux")
+        notes.append(messages.LOOSE_FORMAT)
     notes[:] = list(dict.fromkeys(notes))
     return nb, notes
 
@@ -83,6 +85,6 @@ def load_submission(path: Path) -> Submission:
     except InvalidNotebook as exc:
         sub.error = str(exc)
     except OSError as exc:
-        sub.error = f"le fichier n'a pas pu être lu ({exc.strerror})"
+        sub.error = messages.unreadable_file(exc.strerror)
     return sub
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import nbformat
 
+from ..core import messages
+
 MARKDOWN_SIMILARITY = 0.85
 CODE_SIMILARITY = 0.95
 
@@ -62,10 +64,10 @@ class CellMap:
     def not_run_reason(self, question: str, placeholder: str) -> str:
         """French: why a question none of whose cells could run was not graded."""
         if question in self.missing_questions:
-            return "aucune cellule de cette question n'a été trouvée dans le notebook"
+            return messages.QUESTION_MISSING
         if any(placeholder in c.source for c in self.question_cells(question)):
-            return f"la question n'a pas été complétée (« {placeholder} » est encore présent)"
-        return "le code de la question n'a pas pu s'exécuter (erreur de syntaxe)"
+            return messages.question_not_completed(placeholder)
+        return messages.QUESTION_SYNTAX
 
 
 def _meta_str(cell, section: str, key: str) -> str | None:
@@ -208,4 +210,4 @@ def _reinsert_deleted_instructor_cells(planned: list[PlannedCell], masters: list
             if c.master_id in position and position[c.master_id] < m.position:
                 at = k + 1
         planned.insert(at, PlannedCell("code", m.source, "instructor", None, None, m.grade_id, m.tags, True))
-        notes.append(f"la cellule fournie « {m.grade_id} » manquait et a été rétablie")
+        notes.append(messages.given_cell_reinserted(m.grade_id))

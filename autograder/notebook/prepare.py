@@ -11,6 +11,7 @@ from typing import Callable, Iterable
 
 import nbformat
 
+from ..core import messages
 from .mapping import CellMap, map_cells, template_cells
 from .plan import Step, build_plan
 
@@ -23,9 +24,8 @@ class Prepared:
 
 
 def mapping_notes(cell_map: CellMap) -> list[str]:
-    missing = [f"aucune cellule de la question {q} n'a été trouvée" for q in cell_map.missing_questions]
-    restored = [f"la cellule fournie « {c.master_id} » avait été modifiée et a été rétablie"
-                for c in cell_map.cells if c.restored and c.student_index is not None]
+    missing = [messages.no_cell_for(q) for q in cell_map.missing_questions]
+    restored = [messages.given_cell_restored(c.master_id) for c in cell_map.cells if c.restored and c.student_index is not None]
     return cell_map.notes + missing + restored
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core import messages
 from ..core.config import Contamination
 from ..core.mnist_data import Mnist
 from ..kernel.runtime import row_hashes
@@ -132,24 +133,8 @@ def _load_error(path: Path, exc: Exception) -> str:
     except (OSError, KeyError, zipfile.BadZipFile):
         config = ""
     if any(marker in config for marker in NOTEBOOK_CODE_MARKERS):
-        return ("le modèle utilise du code Python écrit dans le notebook (fonction lambda ou def, couche Lambda) : "
-                "par sécurité, le correcteur ne l'exécute pas. Utilisez les activations et couches de Keras, "
-                "par exemple activation='tanh' ou keras.layers.LeakyReLU()")
-    return f"le modèle n'a pas pu être rechargé pour la correction ({type(exc).__name__})"
-
-
-DATA_KINDS = {"tf.data": "un tf.data.Dataset", "generator": "un générateur Python", "PyDataset": "un keras.utils.PyDataset"}
-HIDDEN_BY = {
-    "source": "construit avec {}()",
-    "op": "transformé avec {}()",
-    "subset": "dont {}() retient des exemples au hasard",
-    "after_batch": "auquel {}() est appliqué après batch()",
-    "not_batched": "sans batch()",
-    "steps_subset": "dont steps_per_epoch ne lit qu'une partie, dans un ordre aléatoire",
-    "multiprocessing": "lu par d'autres processus (use_multiprocessing=True)",
-    "not_arrays": "dont les batchs ne sont pas des tableaux",
-    "incomplete": "dont les batchs n'ont pas tous été vus",
-}
+        return messages.NOTEBOOK_CODE_IN_MODEL
+    return messages.model_not_reloaded(type(exc).__name__)
 
 
 def _unreadable(x: dict) -> str | None:
@@ -158,8 +143,8 @@ def _unreadable(x: dict) -> str | None:
     if not why:
         return None
     code, _, method = why.partition(":")
-    what = DATA_KINDS.get(x.get("kind"), f"un objet {x.get('kind')}")
-    return f"{what} {HIDDEN_BY[code].format(method)}" if code in HIDDEN_BY else what
+    what = messages.DATA_KINDS.get(x.get("kind"), f"un objet {x.get('kind')}")
+    return f"{what} {messages.DATA_HIDDEN_BY[code].format(method)}" if code in messages.DATA_HIDDEN_BY else what
 
 
 def _fit_call(raw: dict, test_rows: int) -> FitCall:
@@ -247,7 +232,7 @@ def load_question(capture_dir: Path, question: str, mnist: Mnist, *, failure: st
     if failure is not None:
         return art
     if not (qdir / "calls.json").exists():
-        art.failure = "la question n'a pas été exécutée (cellule absente ou non reconnue)"
+        art.failure = messages.QUESTION_NOT_RUN
         return art
     meta, calls, inputs = _read_capture(qdir)
     uid = meta.get("model_uid")
@@ -258,8 +243,7 @@ def load_question(capture_dir: Path, question: str, mnist: Mnist, *, failure: st
     art.predictions = [Prediction(c.get("question"), c["kind"], (c.get("x") or {}).get("n"))
                        for c in mine if c.get("kind") in ("predict", "evaluate") and not c.get("raised")]
     if not meta.get("model_saved"):
-        art.model_error = "aucun modèle Keras n'a été créé, entraîné ou utilisé dans cette question" if uid is None else \
-            "le modèle n'a pas pu être enregistré pour la correction"
+        art.model_error = messages.NO_MODEL if uid is None else messages.MODEL_NOT_SAVED
         return art
     try:
         model = load_model(qdir / "model.keras")
@@ -274,10 +258,9 @@ def load_question(capture_dir: Path, question: str, mnist: Mnist, *, failure: st
 
 def _measure_accuracy(art: QuestionArtifacts, model, space: InputSpace | None, mnist: Mnist) -> None:
     if space is None:
-        art.accuracy_note = ("impossible de retrouver le jeu de test MNIST dans les données passées à "
-                             "evaluate/predict : la précision n'a pas pu être mesurée")
+        art.accuracy_note = messages.NO_TEST_SET
         return
     try:
         art.accuracy = _evaluate(model, space, mnist)
     except Exception as exc:  # noqa: BLE001
-        art.accuracy_note = f"le modèle n'a pas pu être évalué sur le jeu de test ({type(exc).__name__})"
+        art.accuracy_note = messages.model_not_evaluated(type(exc).__name__)

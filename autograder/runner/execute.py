@@ -24,6 +24,7 @@ from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
+from ..core import messages
 from ..core.config import Limits
 from ..core.environment import kernel_env
 from ..core.results import Event, EventKind, Status
@@ -54,10 +55,6 @@ class ExecutionResult:
             if kind in kinds:
                 return Status(kind)
         return Status.OK
-
-
-def _where(question: str | None) -> str:
-    return f"la question {question}" if question else "une cellule hors question"
 
 
 def _kernel_spec_dir(root: Path, limits: Limits, view: FileView | None, user: KernelUser | None) -> Path:
@@ -202,17 +199,14 @@ class Runner:
             client.execute_cell(self.nb.cells[i], i)
         except DeadKernelError:
             breach = self.watchdog.breach if self.watchdog else None
-            return self._dead(i, breach.message if breach else
-                              "le noyau Python s'est arrêté brutalement (plantage, sortie forcée ou mémoire épuisée)")
+            return self._dead(i, breach.message if breach else messages.KERNEL_CRASHED)
         except CellTimeoutError:
-            return self._dead(i, "le code ne répondait plus")
+            return self._dead(i, messages.KERNEL_UNRESPONSIVE)
         if self.last_reply.get("ename") == TIMEOUT_ENAME:
             if time.monotonic() >= self.deadline:
                 self._budget_exhausted(i)
                 return "budget"
-            self._fail(i, EventKind.TIMEOUT,
-                       f"{_where(step.question)} a dépassé le temps imparti ({client.timeout} s) et a été interrompue",
-                       replay)
+            self._fail(i, EventKind.TIMEOUT, messages.cell_timeout(step.question, client.timeout), replay)
             return "ok" if self._responsive(client) else "dead"
         error = self.last_reply.get("status") == "error"
         if step.hidden and error:
@@ -224,8 +218,8 @@ class Runner:
                 self.result.ran_questions.add(step.question)
             if error:
                 evalue = str(self.last_reply.get("evalue", ""))[:300]
-                self.result.events.append(Event(
-                    EventKind.ERROR, step.question, f"{_where(step.question)} a levé une erreur : {ename}: {evalue}"))
+                self.result.events.append(Event(EventKind.ERROR, step.question,
+                                                messages.cell_error(step.question, ename, evalue)))
         return "ok"
 
     def _responsive(self, client: NotebookClient) -> bool:
@@ -246,7 +240,7 @@ class Runner:
 
     def _dead(self, i: int, why: str) -> str:
         step = self.steps[i]
-        self._fail(i, EventKind.KERNEL_DIED, f"{_where(step.question)} a provoqué l'arrêt du noyau : {why}", False)
+        self._fail(i, EventKind.KERNEL_DIED, messages.kernel_died(step.question, why), False)
         return "dead"
 
     def _fail(self, i: int, kind: EventKind, message: str, replay: bool) -> None:
@@ -254,7 +248,7 @@ class Runner:
         if step.question in self.result.failed_questions and step.question is not None:
             return
         if replay:
-            message += " (pendant la ré-exécution après un redémarrage)"
+            message += messages.DURING_REPLAY
         self.result.events.append(Event(kind, step.question, message))
         if step.question is not None:
             self.result.failed_questions.add(step.question)
@@ -270,9 +264,8 @@ class Runner:
             for step in self.steps[i + 1:]:
                 if step.kind == "capture" and step.question not in self.result.failed_questions:
                     self.result.failed_questions.add(step.question)
-                    self.result.events.append(Event(
-                        EventKind.KERNEL_DIED, step.question,
-                        f"la question {step.question} n'a pas été exécutée : trop de redémarrages du noyau"))
+                    self.result.events.append(Event(EventKind.KERNEL_DIED, step.question,
+                                                    messages.too_many_restarts(step.question)))
             return None
         return i + 1
 
@@ -283,12 +276,10 @@ class Runner:
                 pending.append(step.question)
         for q in pending:
             self.result.failed_questions.add(q)
-            self.result.events.append(Event(
-                EventKind.BUDGET, q,
-                f"la question {q} n'a pas pu être exécutée : le temps total alloué au notebook "
-                f"({int(self.limits.submission_timeout)} s) est épuisé"))
+            self.result.events.append(Event(EventKind.BUDGET, q, messages.question_out_of_budget(
+                q, int(self.limits.submission_timeout))))
         if not pending:
-            self.result.events.append(Event(EventKind.BUDGET, None, "le temps total alloué au notebook est épuisé"))
+            self.result.events.append(Event(EventKind.BUDGET, None, messages.BUDGET_EXHAUSTED))
 
 
 def execute(steps: list[Step], workdir: Path, limits: Limits, *, kernel_log: Path | None = None,

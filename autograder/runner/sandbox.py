@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 
 import psutil
 
+from ..core import messages
 from ..core.config import Limits
 
 POLL_SECONDS = 0.1
@@ -205,10 +206,10 @@ class Watchdog(threading.Thread):
             except psutil.Error:
                 return
             if len(tree) > self.limits.max_processes:
-                self._kill(tree, Breach("processes", f"trop de processus créés (limite : {self.limits.max_processes})"))
+                self._kill(tree, Breach("processes", messages.too_many_processes(self.limits.max_processes)))
                 return
             if _total(tree, "rss") > self.memory and _total(tree, "pss") > self.memory:
-                self._kill(tree, Breach("memory", f"mémoire épuisée (limite : {self.limits.memory_mb} Mo)"))
+                self._kill(tree, Breach("memory", messages.out_of_memory(self.limits.memory_mb)))
                 return
 
     def _kill(self, tree, breach: Breach) -> None:

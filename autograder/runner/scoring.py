@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from ..core import messages
 from ..core.config import Config
 from ..core.environment import scoring_env
 from ..core.files import write_atomic
@@ -76,7 +77,7 @@ def score(config: Config, capture_dir: Path, failed: dict[str, str], workdir: Pa
     for check in config.checks:
         entry = raw.get(check.number)
         if entry is None:
-            out[check.number] = CheckOutcome(check.number, False, "Vérification non exécutée (erreur du correcteur).",
+            out[check.number] = CheckOutcome(check.number, False, messages.CHECK_NOT_RUN,
                                              f"scoring exited {proc.returncode}; see scoring.log")
         else:
             out[check.number] = CheckOutcome(check.number, bool(entry["passed"]), entry["message"],

@@ -17,6 +17,7 @@ from pathlib import Path
 import nbformat
 
 from ..core.config import Check, Question
+from ..core.messages import HIDDEN_NOTICE
 from ..core.environment import SILENT, process_env
 from ..core.mnist_data import ensure_mnist, load_mnist
 from ..notebook.load import InvalidNotebook, read_notebook
@@ -24,10 +25,6 @@ from ..notebook.plan import SYNTAX_ERRORS, preamble_source
 from ..notebook.prepare import not_run_reasons, prepare
 from ..rubric.artifacts import load_question
 from ..rubric.checks import failure_message, run_check
-
-HIDDEN_NOTICE = ("Attention : ces vérifications publiques ne sont qu'une partie de la correction. "
-                 "Des tests cachés seront exécutés lors de la correction : réussir toutes les "
-                 "vérifications ci-dessus ne garantit pas la note maximale.")
 
 
 def _header(name: str) -> list[str]:
