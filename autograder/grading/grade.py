@@ -21,16 +21,16 @@ from jupyter_core.paths import jupyter_runtime_dir
 from ..core import messages
 from ..core.config import Config, load_config
 from ..core.files import write_atomic
+from ..core.mnist_data import ensure_mnist
 from ..core.results import GradeReport, Status
-from ..runner.execute import execute
+from ..notebook.load import load_submission
 from ..notebook.plan import preamble_source
 from ..notebook.prepare import not_run_reasons, prepare
-from .intake import find_submissions
-from ..notebook.load import load_submission
-from ..core.mnist_data import ensure_mnist
+from ..runner.execute import execute
 from ..runner.sandbox import FileView
-from .report import build_results, executed_notebook, write_batch_reports, write_submission_reports
 from ..runner.scoring import score
+from .intake import find_submissions
+from .report import build_results, executed_notebook, write_batch_reports, write_submission_reports
 
 CAPTURE = "capture"
 

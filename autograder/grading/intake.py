@@ -79,11 +79,9 @@ def _unique(found: list[Found]) -> list[Found]:
     out = []
     for f in found:
         new_id, n = f.id, 1
-        while new_id in used:
+        while new_id in used or (n > 1 and new_id in given):
             n += 1
             new_id = f"{f.id}-{n}"
-            if new_id in given:
-                new_id = f.id
         used.add(new_id)
         out.append(f if new_id == f.id else Found(f.path, new_id, f.error))
     return out
