@@ -22,8 +22,11 @@ def test_verifier_bundle_follows_the_package_structure():
     modules = bundled_modules()
     assert modules[-1] == "student.selfcheck"
     assert {"kernel.runtime", "rubric.checks", "rubric.artifacts", "notebook.plan", "core.config"} <= set(modules)
-    # Only the student's side: nothing that sandboxes, grades a class, drives otter or prints with rich.
-    assert not [m for m in modules if m.split(".")[0] in ("runner", "grading", "interop", "cli")]
+    # The grader's runner with its plain launcher; nothing that sandboxes, scores, grades a class,
+    # drives otter or prints with rich.
+    assert {"runner.execute", "runner.launch", "runner.outputs"} <= set(modules)
+    assert "runner.sandbox" not in modules and "runner.scoring" not in modules
+    assert not [m for m in modules if m.split(".")[0] in ("grading", "interop", "cli")]
     assert "rubric.contamination" not in modules          # grading only, imported lazily there
     for i, name in enumerate(modules):                     # dependencies load first
         assert all(modules.index(dep) < i for dep in _module_imports(name)), name

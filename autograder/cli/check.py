@@ -11,10 +11,10 @@ import tempfile
 from pathlib import Path
 
 from ..core.config import Config
-from ..core.results import EventKind, Status
+from ..core.results import Status
 from ..grading.grade import Job, grade_submission
 from ..core.mnist_data import ensure_mnist
-from ..student.selfcheck import invalid_lines, report_lines
+from ..student.selfcheck import failure_events, invalid_lines, report_lines
 
 
 def self_check(config: Config, config_path: Path, notebook: Path) -> list[str]:
@@ -27,5 +27,5 @@ def self_check(config: Config, config_path: Path, notebook: Path) -> list[str]:
     if report.status == Status.INVALID_NOTEBOOK:
         return invalid_lines(name, report.output)
     outcomes = {c.number: (c.passed, c.message) for c in report.checks}
-    events = [(e.question, e.message) for e in report.events if e.kind != EventKind.ERROR]
-    return report_lines(name, public.questions, outcomes, events=events, notes=list(report.notes))
+    return report_lines(name, public.questions, outcomes, events=failure_events(report.events),
+                        notes=list(report.notes))

@@ -27,7 +27,7 @@ from ..notebook.load import load_submission
 from ..notebook.plan import preamble_source
 from ..notebook.prepare import not_run_reasons, prepare
 from ..runner.execute import execute
-from ..runner.sandbox import FileView
+from ..runner.sandbox import FileView, SandboxLauncher
 from ..runner.scoring import score
 from .intake import find_submissions
 from .report import build_results, executed_notebook, write_batch_reports, write_submission_reports
@@ -95,7 +95,8 @@ def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
             read_only=(sys.prefix, str(job.mnist)),
             writable=(str(scratch), capture_root),
         )
-        result = execute(prepared.steps, scratch, config.limits, kernel_log=kernel_log, view=view)
+        result = execute(prepared.steps, scratch, config.limits, kernel_log=kernel_log,
+                         launcher=SandboxLauncher(config.limits, view))
         _keep_tail(kernel_log, job.out_dir / "kernel.log")
         failures = {e.question: e.message for e in result.events if e.question in result.failed_questions}
         failed = not_run_reasons(prepared.cell_map, config.question_ids, ran=result.ran_questions, failed=failures,

@@ -9,13 +9,11 @@ the question that failed.  Each such event is reported in French.
 from __future__ import annotations
 
 import copy
-import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
@@ -26,15 +24,13 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 from ..core import messages
 from ..core.config import Limits
-from ..core.environment import kernel_env
 from ..core.results import Event, EventKind, Status
 from ..notebook.plan import SYNTAX_ERRORS, Step
+from .launch import Launcher, Watcher
 from .outputs import BoundedOutputClient
-from .sandbox import FileView, KernelUser, Watchdog, kernel_prefix, kernel_user, network_isolation
 
 TIMEOUT_ENAME = "AutograderCellTimeout"
 PROBE_TIMEOUT = 20
-KERNEL_NAME = "autograder-python"
 
 
 @dataclass
@@ -57,27 +53,13 @@ class ExecutionResult:
         return Status.OK
 
 
-def _kernel_spec_dir(root: Path, limits: Limits, view: FileView | None, user: KernelUser | None) -> Path:
-    """A kernelspec for this very interpreter (no other installed 'python3' is picked), sandboxed."""
-    spec = root / "kernels" / KERNEL_NAME
-    spec.mkdir(parents=True, exist_ok=True)
-    if view is not None:   # the kernel needs its own connection file and sockets, nothing else here
-        view = replace(view, writable=view.writable + (str(root),))
-    argv = kernel_prefix(limits, view, user) + [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": argv,
-        "display_name": "autograder", "language": "python",
-    }))
-    return root / "kernels"
-
-
 class Runner:
     def __init__(self, steps: list[Step], workdir: Path, limits: Limits, *, kernel_log: Path | None = None,
-                 view: FileView | None = None):
+                 launcher: Launcher | None = None):
         self.steps = steps
         self.workdir = Path(workdir)
         self.kernel_log = kernel_log
-        self.view = view
+        self.launcher = launcher or Launcher()
         self.limits = limits
         self.result = ExecutionResult()
         self.nb = nbformat.v4.new_notebook()
@@ -86,21 +68,20 @@ class Runner:
         self.last_reply: dict = {}
         self._specs = tempfile.TemporaryDirectory(prefix="autograder-kernelspec-")
         self.deadline = 0.0
-        self.watchdog: Watchdog | None = None
-        self.user = kernel_user(limits) if view is not None else None
+        self.watchdog: Watcher | None = None
 
     # --- kernel sessions -------------------------------------------------------------
     def _client(self) -> NotebookClient:
-        spec_dir = _kernel_spec_dir(Path(self._specs.name), self.limits, self.view, self.user)
-        ksm = KernelSpecManager(kernel_dirs=[str(spec_dir)])
+        scratch = Path(self._specs.name)
+        dirs = self.launcher.kernel_spec_dirs(scratch)
+        ksm = KernelSpecManager(kernel_dirs=dirs) if dirs is not None else KernelSpecManager()
         # nbclient drives the kernel asynchronously: a blocking manager would hang on timeouts.
-        km = AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=ksm)
+        km = AsyncKernelManager(kernel_name=self.launcher.kernel_name, kernel_spec_manager=ksm)
         # Kept beside the kernelspec, not in Jupyter's shared runtime directory (hidden from kernels).
-        km.connection_file = str(Path(self._specs.name) / f"connection-{os.getpid()}-{time.monotonic_ns()}.json")
-        if self.limits.isolate_network and network_isolation():
-            # No loopback inside the kernel's network namespace: talk over Unix sockets.
-            km.transport = "ipc"
-            km.ip = str(Path(self._specs.name) / "ipc")
+        km.connection_file = str(scratch / f"connection-{os.getpid()}-{time.monotonic_ns()}.json")
+        ipc = self.launcher.ipc_path(scratch)
+        if ipc is not None:
+            km.transport, km.ip = "ipc", ipc
         client = BoundedOutputClient(
             self.nb, km=km, timeout=int(self.limits.cell_timeout), allow_errors=True, shutdown_kernel="immediate",
             interrupt_on_timeout=True, startup_timeout=120,
@@ -135,18 +116,18 @@ class Runner:
         """Run steps from ``start`` in a new kernel; return where the next session resumes."""
         client = self._client()
         # The kernel's own stderr (TensorFlow logs, crashes) goes to a log, not the grader's terminal.
-        log = open(self.kernel_log, "ab") if self.kernel_log else subprocess.DEVNULL
+        log = self.launcher.log(self.kernel_log)
         try:
-            # Its dotfiles (IPython, Keras, Matplotlib) go to its scratch directory, never to a home.
-            env = dict(kernel_env(self.limits.threads), HOME=str(self.workdir))
-            with client.setup_kernel(env=env, cwd=str(self.workdir), cleanup_kc=True,
+            with client.setup_kernel(env=self.launcher.env(self.workdir), cwd=str(self.workdir), cleanup_kc=True,
                                      stdout=log, stderr=log):
-                self.watchdog = Watchdog(client.km.provisioner.pid, self.limits)
-                self.watchdog.start()
+                self.watchdog = self.launcher.watch(client.km.provisioner.pid)
+                if self.watchdog is not None:
+                    self.watchdog.start()
                 try:
                     return self._run_from(client, start)
                 finally:
-                    self.watchdog.stop()
+                    if self.watchdog is not None:
+                        self.watchdog.stop()
         finally:
             if log is not subprocess.DEVNULL:
                 log.close()
@@ -283,5 +264,6 @@ class Runner:
 
 
 def execute(steps: list[Step], workdir: Path, limits: Limits, *, kernel_log: Path | None = None,
-            view: FileView | None = None) -> ExecutionResult:
-    return Runner(steps, workdir, limits, kernel_log=kernel_log, view=view).run()
+            launcher: Launcher | None = None) -> ExecutionResult:
+    """Run ``steps``; without a launcher, in the plain installed kernel (as on a student's machine)."""
+    return Runner(steps, workdir, limits, kernel_log=kernel_log, launcher=launcher).run()

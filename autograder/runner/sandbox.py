@@ -18,19 +18,24 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import psutil
 
 from ..core import messages
 from ..core.config import Limits
+from ..core.environment import kernel_env
+from .launch import Launcher
 
 POLL_SECONDS = 0.1
 
@@ -94,7 +99,6 @@ class FileView:
 
 
 def sys_base() -> str:
-    import sys
     return os.path.realpath(sys.base_prefix)
 
 
@@ -229,3 +233,38 @@ class Watchdog(threading.Thread):
             except PermissionError:
                 return
             time.sleep(POLL_SECONDS / 2)
+
+
+class SandboxLauncher(Launcher):
+    """The grader's kernel: this very interpreter, behind `kernel_prefix`, watched by a `Watchdog`."""
+
+    kernel_name = "autograder-python"
+
+    def __init__(self, limits: Limits, view: FileView | None):
+        self.limits = limits
+        self.view = view
+        self.user = kernel_user(limits) if view is not None else None
+
+    def kernel_spec_dirs(self, scratch: Path) -> list[str]:
+        """A kernelspec for this very interpreter (no other installed 'python3' is picked), sandboxed."""
+        spec = scratch / "kernels" / self.kernel_name
+        spec.mkdir(parents=True, exist_ok=True)
+        view = self.view
+        if view is not None:   # the kernel needs its own connection file and sockets, nothing else here
+            view = replace(view, writable=view.writable + (str(scratch),))
+        argv = kernel_prefix(self.limits, view, self.user) + [
+            sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+        (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "autograder",
+                                                      "language": "python"}))
+        return [str(scratch / "kernels")]
+
+    def env(self, workdir: Path) -> dict[str, str]:
+        # Its dotfiles (IPython, Keras, Matplotlib) go to its scratch directory, never to a home.
+        return dict(kernel_env(self.limits.threads), HOME=str(workdir))
+
+    def ipc_path(self, scratch: Path) -> str | None:
+        # No loopback inside the kernel's network namespace: talk over Unix sockets.
+        return str(scratch / "ipc") if self.limits.isolate_network and network_isolation() else None
+
+    def watch(self, pid: int) -> Watchdog:
+        return Watchdog(pid, self.limits)

@@ -10,21 +10,22 @@ is shared with `autograder check`.
 from __future__ import annotations
 
 import os
-import subprocess
 import tempfile
 from pathlib import Path
 
 import nbformat
 
-from ..core.config import Check, Question
+from ..core.config import Check, Limits, Question
+from ..core.environment import SILENT
 from ..core.messages import HIDDEN_NOTICE
-from ..core.environment import SILENT, process_env
 from ..core.mnist_data import ensure_mnist, load_mnist
+from ..core.results import EventKind
 from ..notebook.load import InvalidNotebook, read_notebook
-from ..notebook.plan import SYNTAX_ERRORS, preamble_source
+from ..notebook.plan import preamble_source
 from ..notebook.prepare import not_run_reasons, prepare
 from ..rubric.artifacts import load_question
 from ..rubric.checks import failure_message, run_check
+from ..runner.execute import execute
 
 
 def _header(name: str) -> list[str]:
@@ -53,38 +54,9 @@ def report_lines(name: str, questions, outcomes: dict[str, tuple[bool, str]], *,
     return lines + [HIDDEN_NOTICE]
 
 
-def run_plan(steps, workdir: Path, cell_timeout: float) -> tuple[set[str], dict[str, str]]:
-    """Run the plan in a fresh kernel: the questions that ran, and those that failed (why, in French)."""
-    from nbclient import NotebookClient
-    from nbclient.exceptions import DeadKernelError
-
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s.source) for s in steps])
-    client = NotebookClient(nb, timeout=int(cell_timeout), allow_errors=True, interrupt_on_timeout=True,
-                            kernel_name="python3", resources={"metadata": {"path": str(workdir)}})
-    ran, failed = set(), {}
-    # Not kernel_env: on the student's machine BLAS threads and the hash seed are left as they are
-    # (the runtime still seeds and caps TensorFlow's threads); its stderr is discarded, hence SILENT.
-    env = process_env(SILENT, PYTHONWARNINGS="ignore")
-    with client.setup_kernel(env=env, stderr=subprocess.DEVNULL):
-        for i, step in enumerate(steps):
-            if step.question in failed:
-                continue
-            try:
-                client.execute_cell(nb.cells[i], i)
-            except DeadKernelError:
-                for s in steps[i:]:
-                    if s.question:
-                        failed.setdefault(s.question, "le noyau Python s'est arrêté pendant l'exécution")
-                break
-            error = next((o for o in nb.cells[i].outputs if o.output_type == "error"), None)
-            if step.kind != "cell":
-                continue
-            if error is not None and error.ename == "KeyboardInterrupt" and step.question:
-                failed[step.question] = f"la question {step.question} a dépassé le temps imparti ({int(cell_timeout)} s)"
-                continue
-            if step.question and (error is None or error.ename not in SYNTAX_ERRORS):
-                ran.add(step.question)
-    return ran, failed
+def failure_events(events) -> list[tuple[str | None, str]]:
+    """What the report shows of execution events: why a question stopped, not each cell's error."""
+    return [(e.question, e.message) for e in events if e.kind != EventKind.ERROR]
 
 
 def check_notebook(path: Path, settings: dict) -> list[str]:
@@ -103,9 +75,12 @@ def check_notebook(path: Path, settings: dict) -> list[str]:
         work.mkdir()
         prepared = prepare(notebook, nbformat.from_dict(settings["template"]),
                            preamble_source(mnist_path, capture, settings["seed"], settings["threads"]))
-        ran, failures = run_plan(prepared.steps, work, settings["cell_timeout"])
-        failed = not_run_reasons(prepared.cell_map, [q.id for q in questions], ran=ran, failed=failures,
-                                 placeholder=settings["placeholder"])
+        # The same runner as grading, with the plain launcher: the student's own kernel, no sandbox.
+        limits = Limits(cell_timeout=settings["cell_timeout"], seed=settings["seed"], threads=settings["threads"])
+        result = execute(prepared.steps, work, limits)
+        failures = {e.question: e.message for e in result.events if e.question in result.failed_questions}
+        failed = not_run_reasons(prepared.cell_map, [q.id for q in questions], ran=result.ran_questions,
+                                 failed=failures, placeholder=settings["placeholder"])
         mnist = load_mnist(mnist_path.parent)
         outcomes = {}
         for q in questions:
@@ -118,5 +93,5 @@ def check_notebook(path: Path, settings: dict) -> list[str]:
                     outcomes[c.number] = (False, failure_message(exc))
     # The mapping's own notes only, not grade's (missing questions, restored cells): a missing
     # question's reason already shows under it.
-    return report_lines(Path(path).name, questions, outcomes, events=list(failures.items()),
+    return report_lines(Path(path).name, questions, outcomes, events=failure_events(result.events),
                         notes=notes + prepared.cell_map.notes)
