@@ -7,8 +7,8 @@ import pytest
 
 from autograder.core.config import Contamination, load_config
 from autograder.rubric.contamination import (augment, contaminated_row_count, disguise, near_test_rows,
-                                      student_spaces, trained_rows)
-from autograder.rubric.inputs import fit_input_space
+                                      student_spaces)
+from autograder.rubric.inputs import fit_input_space, trained_rows
 from autograder.kernel.runtime import project_rows, row_hashes
 from autograder.core.mnist_data import load_mnist
 

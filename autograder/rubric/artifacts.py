@@ -18,7 +18,7 @@ from ..core import messages
 from ..core.config import Contamination
 from ..core.mnist_data import Mnist
 from ..kernel.runtime import row_hashes
-from .inputs import InputSpace, fit_input_space
+from .inputs import InputSpace, exact_test_rows, fit_input_space
 
 KERAS_DEFAULT_BATCH_SIZE = 32
 
@@ -218,7 +218,7 @@ def _test_row_counter(inputs, space, mnist: Mnist, settings: Contamination | Non
     (``settings``), near-duplicates too.  The public check counts exact copies only."""
     test_hashes = _test_hashes(mnist, inputs)
     if settings is None:
-        return lambda call: sum(h in test_hashes for h in call.get("row_hashes") or [])
+        return lambda call: int(exact_test_rows(call, test_hashes).sum())
     from .contamination import contaminated_row_count   # lazy: verifier.py bundles this module, not that one
     return lambda call: contaminated_row_count(call, inputs, space, mnist, settings=settings, test_hashes=test_hashes)
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import math
 import sys
 import time
 from collections.abc import Callable
@@ -28,7 +27,7 @@ import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
 from ..core.config import Contamination, load_config
-from .inputs import InputSpace, fit_input_space
+from .inputs import InputSpace, exact_test_rows, fit_input_space
 from ..kernel.runtime import project_rows
 from ..core.mnist_data import Mnist, load_mnist
 
@@ -37,15 +36,6 @@ MATCH_TOLERANCE = 1e-3    # "identical", relative to the spread of the embedded 
 CHUNK = 10000             # rows mapped into a space at a time (bounded float64 temporaries)
 CAP_STRIDE = 10           # the median of h(t) is estimated on every tenth test image
 KEPT_SPACES = 4           # per-pixel spaces kept in memory, besides the shared raw and scale-free ones
-
-
-def trained_rows(n: int, validation_split: float | None, has_validation_data: bool = False) -> int:
-    """How many leading rows Keras trains on: ``validation_split`` holds out the last ones
-    (keras/src/trainers/data_adapters/array_slicing.py, Keras 3: floor) unless ``validation_data``
-    is given, in which case it is ignored."""
-    if not validation_split or has_validation_data:
-        return n
-    return int(math.floor(n * (1.0 - validation_split)))
 
 
 class _Reference:
@@ -196,14 +186,11 @@ def contaminated_row_count(call: dict, inputs: dict[str, np.ndarray], space: Inp
                            settings: Contamination, test_hashes: set[str]) -> int:
     """Rows a recorded fit call trained on that are test images: byte for byte (row hashes), or
     near-duplicates (projection) once there are ``settings.min_rows`` of them; validation rows excluded."""
-    hashes = call.get("row_hashes") or []
-    exact = np.fromiter((h in test_hashes for h in hashes), dtype=bool, count=len(hashes))
+    exact = exact_test_rows(call, test_hashes)
     near = np.zeros_like(exact)
     projected = inputs.get(f"projection_{call.get('projection')}")
-    if projected is not None and len(projected) == len(exact):
-        near = near_test_rows(projected, space, mnist, settings)
-    keep = trained_rows(len(exact), call.get("validation_split"), bool(call.get("has_validation_data")))
-    exact, near = exact[:keep], near[:keep]
+    if projected is not None and len(projected) == len(call.get("row_hashes") or []):
+        near = near_test_rows(projected, space, mnist, settings)[:len(exact)]
     # One odd augmented image must not fail a student; disguised test images matter by thousands.
     return int(np.sum(exact | near)) if np.sum(near & ~exact) >= settings.min_rows else int(np.sum(exact))
 

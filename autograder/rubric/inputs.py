@@ -8,6 +8,7 @@ and then evaluates on the genuine test set mapped into the same input space.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,3 +58,19 @@ def fit_input_space(student: np.ndarray, genuine: np.ndarray) -> InputSpace | No
         return None
     return InputSpace(scale, offset, tuple(student.shape[1:]), str(student.dtype))
 
+
+
+def trained_rows(n: int, validation_split: float | None, has_validation_data: bool = False) -> int:
+    """How many leading rows Keras trains on: ``validation_split`` holds out the last ones
+    (keras/src/trainers/data_adapters/array_slicing.py, Keras 3: floor) unless ``validation_data``
+    is given, in which case it is ignored."""
+    if not validation_split or has_validation_data:
+        return n
+    return int(math.floor(n * (1.0 - validation_split)))
+
+
+def exact_test_rows(call: dict, test_hashes: set[str]) -> np.ndarray:
+    """Which rows a recorded fit call trained on are test images byte for byte (validation rows excluded)."""
+    hashes = call.get("row_hashes") or []
+    exact = np.fromiter((h in test_hashes for h in hashes), dtype=bool, count=len(hashes))
+    return exact[:trained_rows(len(exact), call.get("validation_split"), bool(call.get("has_validation_data")))]
