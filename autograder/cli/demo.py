@@ -12,6 +12,7 @@ from ..grading.grade import grade_batch
 from ..core.mnist_data import ensure_mnist
 from ..interop.release import release
 from .console import RichProgress, summary_table
+from .reporting import write_class_report
 
 EXAMPLES = Path("assignments") / "keras_mnist" / "examples"
 
@@ -40,4 +41,5 @@ def run_demo(config: Config, out: Path, workers: int) -> int:
             for q in config.question_ids))
     console.print(table)
     console.print(f"Reports: {out}/grades.csv, {out}/summary.json, {out}/<id>/results.json, feedback.html, executed.ipynb")
+    write_class_report(out, config)
     return 0

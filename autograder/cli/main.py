@@ -10,6 +10,7 @@ from rich.console import Console
 
 from ..core.config import DEFAULT_CONFIG, load_config
 from .console import RichProgress, console, summary_table
+from .reporting import read_roster, write_class_report
 
 
 def cmd_grade(args) -> int:
@@ -20,6 +21,9 @@ def cmd_grade(args) -> int:
     missing = [p for p in args.paths if not Path(p).exists()]
     if missing:
         console.print(f"[red]error:[/red] no such file or folder: {', '.join(map(str, missing))}")
+        return 2
+    roster = read_roster(args.roster)
+    if roster is False:
         return 2
     progress = RichProgress()
     try:
@@ -36,6 +40,20 @@ def cmd_grade(args) -> int:
         console.print("[yellow]no notebook found in the given paths[/yellow]")
     Console().print(summary_table(config, reports))
     console.print(f"Reports written to {args.out}/ (grades.csv, summary.json, <id>/results.json, feedback.html)")
+    write_class_report(Path(args.out), config, roster)
+    return 0
+
+
+def cmd_report(args) -> int:
+    config = load_config(args.config)
+    out = Path(args.out)
+    if not any(out.glob("*/results.json")):
+        console.print(f"[red]error:[/red] no graded submission in {out} (no <id>/results.json)")
+        return 2
+    roster = read_roster(args.roster)
+    if roster is False:
+        return 2
+    write_class_report(out, config, roster)
     return 0
 
 
@@ -101,7 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--workers", type=int, default=1, help="submissions graded in parallel")
     g.add_argument("--cell-timeout", type=float, default=None, help="seconds per cell (default from grading.toml)")
     g.add_argument("--resume", action="store_true", help="keep submissions already graded in --out")
+    g.add_argument("--roster", default=None, help="CSV submission,identifier,name,email: missing students, LMS exports")
     g.set_defaults(func=cmd_grade)
+
+    rp = sub.add_parser("report", help="rebuild the class report (index.html) and LMS exports of a graded folder")
+    rp.add_argument("out", metavar="DIR", help="the --out folder of a grade run")
+    rp.add_argument("--roster", default=None, help="CSV submission,identifier,name,email: missing students, LMS exports")
+    rp.set_defaults(func=cmd_report)
 
     r = sub.add_parser("release", help="write the student notebook from the master")
     r.add_argument("--out", default=None, help="folder (default: student_template/)")

@@ -55,6 +55,27 @@ class Contamination:
 
 
 @dataclass(frozen=True)
+class Copies:
+    """Suspected copies in the class report (grading/similarity.py).
+
+    Lengths are in characters of normalised code, where every name counts as one character.
+    """
+    threshold: float = 0.6       # a pair is listed when this share of either one's own code is found in the other's
+    min_overlap: int = 200       # ... and the code they share is at least this long
+    min_cell: int = 40           # a cell with less code of its own (once template and solution are removed) is ignored
+    noise: int = 25              # shortest match that counts (copydetect's noise threshold k)
+    guarantee: int = 30          # any match this long is found (winnowing window = guarantee - noise + 1)
+    common_share: float = 0.5    # code found in more than this share of the class is everyone's (MOSS's -m) ...
+    common_min_class: int = 5    # ... once the class has this many submissions with code of their own
+
+
+@dataclass(frozen=True)
+class ClassReport:
+    near_threshold: float = 0.005   # an accuracy this close to its threshold is worth a look
+    copies: Copies = Copies()
+
+
+@dataclass(frozen=True)
 class Config:
     root: Path
     name: str
@@ -64,6 +85,7 @@ class Config:
     limits: Limits
     questions: tuple[Question, ...]
     contamination: Contamination = Contamination()
+    class_report: ClassReport = ClassReport()
 
     @property
     def checks(self) -> tuple[Check, ...]:
@@ -109,4 +131,11 @@ def load_config(path: Path | str | None = None) -> Config:
         limits=Limits(**raw.get("limits", {})),
         questions=tuple(questions),
         contamination=Contamination(**raw.get("contamination", {})),
+        class_report=_class_report(raw.get("class_report", {})),
     )
+
+
+def _class_report(raw: dict) -> ClassReport:
+    settings = dict(raw)
+    copies = Copies(**settings.pop("copies", {}))
+    return ClassReport(**settings, copies=copies)

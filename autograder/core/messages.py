@@ -176,3 +176,57 @@ def model_not_reloaded(error: str) -> str:
 
 def model_not_evaluated(error: str) -> str:
     return f"le modèle n'a pas pu être évalué sur le jeu de test ({error})"
+
+
+# --- Class report (grading/class_report.py, grading/roster.py): for the instructor ---------
+
+FLAG_KINDS = {   # the short label of each reason, in the table of submissions
+    "status": "correction incomplète",
+    "test_images": "images de test",
+    "test_inputs": "données de test",
+    "near_threshold": "près du seuil",
+    "restarts": "noyau redémarré",
+    "restored": "cellule rétablie",
+    "copy": "copie suspecte",
+    "not_in_roster": "hors liste",
+    "missing": "copie manquante",
+}
+FLAG_NOT_IN_ROSTER = "copie absente de la liste des étudiants : à rattacher à la main (absente des exports Moodle et Canvas)"
+FLAG_MISSING = "aucune copie rendue"
+CELL_LABEL_ADDED = "cellule ajoutée"
+CELL_LABEL_EXERCISE = "cellule de la question"
+CELL_LABEL_FREE = "cellule ajoutée, hors question"
+
+
+def flag_status(status: str) -> str:
+    return f"correction incomplète ({status}) : {STATUS_TEXT.get(status, status)}"
+
+
+def flag_test_images(question: str, rows: int) -> str:
+    return f"question {question} : le modèle a été entraîné avec {rows} images du jeu de test"
+
+
+def flag_test_inputs(question: str) -> str:
+    return f"question {question} : les données passées à evaluate/predict ne sont pas les images de test MNIST"
+
+
+def flag_near_threshold(question: str, accuracy: float, threshold: float, margin: float) -> str:
+    return (f"question {question} : précision mesurée {accuracy:.4f}, à moins de {margin:g} du seuil "
+            f"({threshold:.2f})")
+
+
+def flag_restarts(count: int) -> str:
+    return f"le noyau a été redémarré {count} fois"
+
+
+def flag_copy(other: str, share: float) -> str:
+    return f"copie suspecte : {round(share * 100)} % de code en commun avec « {other} »"
+
+
+def is_restored_cell_note(text: str) -> bool:
+    """Whether a note says that a given cell was modified or deleted and put back."""
+    for template in (given_cell_restored, given_cell_reinserted):
+        before, after = template("\0").split("\0")
+        if text.startswith(before) and text.endswith(after) and len(text) > len(before) + len(after):
+            return True
+    return False

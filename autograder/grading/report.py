@@ -22,6 +22,9 @@ from ..core.results import CheckResult, Event, GradeReport, QuestionResult, Stat
 from ..notebook.mapping import CellMap
 from ..runner.scoring import CheckOutcome
 
+PLAN_KEY = "autograder_plan"   # executed.ipynb cell metadata: role, question, exercise
+
+
 def build_results(config: Config, submission: str, status: Status, outcomes: dict[str, CheckOutcome] | None, *,
                   events: list[Event] = (), notes: list[str] = (), failure: str | None = None) -> GradeReport:
     """Every rubric check appears, with score 0 where it could not run, so totals compare."""
@@ -81,6 +84,8 @@ def executed_notebook(original: nbformat.NotebookNode, cell_map: CellMap, *, out
             cell = nbformat.v4.new_raw_cell(planned.source)
         if src_cell is not None:
             cell.metadata = nbformat.from_dict(src_cell.get("metadata", {}))
+        # Where the cell stands in the plan: the class report reads what each student wrote from it.
+        cell.metadata[PLAN_KEY] = {"role": planned.role, "question": planned.question, "exercise": planned.exercise}
         nb.cells.append(cell)
     return nb
 

@@ -1,0 +1,38 @@
+"""The class report and the roster as the commands use them: `grade`, `report` and `demo`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..core.config import Config
+from .console import console
+
+
+def read_roster(path: str | None):
+    """The roster's students, None without one, False (said) when it cannot be used."""
+    from ..grading.roster import RosterError, load_roster
+
+    if path is None:
+        return None
+    try:
+        return load_roster(Path(path))
+    except RosterError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        return False
+
+
+def write_class_report(out: Path, config: Config, roster=None):
+    """Write index.html and the LMS files of ``out``, and say what needs a look."""
+    from ..grading.class_report import INDEX, write_class_report as write
+    from ..grading.roster import CANVAS, MOODLE
+
+    data = write(out, config, roster)
+    console.print(f"Class report: {out / INDEX} ({len(data.to_examine) + len(data.missing)} to examine, "
+                  f"{len(data.pairs)} suspected cop{'y' if len(data.pairs) == 1 else 'ies'}); "
+                  f"LMS: {out / MOODLE}, {out / CANVAS}")
+    unknown = [r.submission for r in data.rows if any(f.kind == "not_in_roster" for f in r.flags)]
+    if data.missing or unknown:
+        console.print(f"[yellow]roster:[/yellow] {len(data.missing)} student(s) without a submission; "
+                      f"{len(unknown)} submission(s) not on the roster, left out of the LMS files: "
+                      f"{', '.join(unknown) or '-'}")
+    return data

@@ -1,0 +1,80 @@
+"""The class report's plots: matplotlib figures as SVG data URIs, so the page needs no other file.
+
+Text is drawn as paths (matplotlib's default ``svg.fonttype``), so no font is loaded either; the
+SVG carries no date, so a page rebuilt from the same results is the same page.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections import Counter
+
+import matplotlib
+from matplotlib.figure import Figure
+
+BLUE, RED, GREEN, GREY = "#1f6feb", "#cf222e", "#1a7f37", "#57606a"
+STYLE = {"font.size": 9, "axes.spines.top": False, "axes.spines.right": False, "svg.fonttype": "path",
+         "svg.hashsalt": "autograder"}
+
+
+def _uri(fig: Figure) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def totals_histogram(totals: list[float], max_score: float) -> str:
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(9, 2.6))
+        ax = fig.subplots()
+        ax.hist(totals, bins=[i for i in range(int(max_score) + 2)], color=BLUE, edgecolor="white", align="left")
+        if totals:
+            mean = sum(totals) / len(totals)
+            ax.axvline(mean, color=RED, linestyle="--", linewidth=1.2, label=f"moyenne {mean:.2f}")
+            ax.legend(frameon=False, loc="upper left")
+        ax.set_xlabel(f"note / {max_score:g}")
+        ax.set_ylabel("copies")
+        ax.set_xlim(-0.7, max_score + 0.7)
+        ax.set_xticks(range(int(max_score) + 1))
+        ax.yaxis.get_major_locator().set_params(integer=True)
+        return _uri(fig)
+
+
+def question_points(points: dict[str, list[float]], max_points: dict[str, float]) -> str:
+    """One bar chart per question: how many submissions got each number of points."""
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(9, 2.3))
+        axes = fig.subplots(1, len(points), squeeze=False, sharey=True)[0]
+        for ax, (q, values) in zip(axes, points.items()):
+            counts = Counter(values)
+            ax.bar(list(counts), list(counts.values()), width=0.4, color=BLUE)
+            mean = sum(values) / len(values) if values else 0
+            ax.set_title(f"{q} : moyenne {mean:.2f} / {max_points[q]:g}", fontsize=9)
+            ax.set_xlim(-0.5, max_points[q] + 0.5)
+            ax.set_xlabel("points")
+            ax.yaxis.get_major_locator().set_params(integer=True)
+        axes[0].set_ylabel("copies")
+        fig.tight_layout()
+        return _uri(fig)
+
+
+def accuracy_strips(accuracies: dict[str, list[float]], thresholds: dict[str, float]) -> str:
+    """Per question, each submission's measured test accuracy as a dot, the threshold as a dashed line."""
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(9, 0.9 + 0.8 * len(accuracies)))
+        axes = fig.subplots(len(accuracies), 1, squeeze=False, sharex=True)[:, 0]
+        values = [a for accs in accuracies.values() for a in accs] + list(thresholds.values())
+        low = max(0.0, min(values, default=0.8) - 0.02)
+        for ax, (q, accs) in zip(axes, accuracies.items()):
+            threshold = thresholds[q]
+            jitter = [((i * 7) % 11 - 5) / 12 for i in range(len(accs))]   # spread equal values, deterministically
+            ax.scatter(accs, jitter, s=14, color=[GREEN if a >= threshold else RED for a in accs], alpha=0.8)
+            ax.axvline(threshold, color=GREY, linestyle="--", linewidth=1.2)
+            ax.text(threshold, 0.75, f" seuil {threshold:.2f}", color=GREY, va="center")
+            ax.set_ylim(-1, 1)
+            ax.set_yticks([0], [f"{q} ({len(accs)})"])
+            ax.set_xlim(low, 1.0)
+        axes[-1].set_xlabel("précision mesurée sur les 10 000 images de test")
+        fig.tight_layout()
+        return _uri(fig)
