@@ -203,7 +203,8 @@ def flag_status(status: str) -> str:
 
 
 def flag_test_images(question: str, rows: int) -> str:
-    return f"question {question} : le modèle a été entraîné avec {rows} images du jeu de test"
+    count = f"{rows:,}".replace(",", "\u00a0")    # 10 000, as French writes it
+    return f"question {question} : le modèle a été entraîné avec {count} images du jeu de test"
 
 
 def flag_test_inputs(question: str) -> str:

@@ -32,7 +32,7 @@ def totals_histogram(totals: list[float], max_score: float) -> str:
         if totals:
             mean = sum(totals) / len(totals)
             ax.axvline(mean, color=RED, linestyle="--", linewidth=1.2, label=f"moyenne {mean:.2f}")
-            ax.legend(frameon=False, loc="upper left")
+            ax.legend(frameon=False, loc="upper center")
         ax.set_xlabel(f"note / {max_score:g}")
         ax.set_ylabel("copies")
         ax.set_xlim(-0.7, max_score + 0.7)
@@ -59,21 +59,32 @@ def question_points(points: dict[str, list[float]], max_points: dict[str, float]
         return _uri(fig)
 
 
-def accuracy_strips(accuracies: dict[str, list[float]], thresholds: dict[str, float]) -> str:
-    """Per question, each submission's measured test accuracy as a dot, the threshold as a dashed line."""
+def accuracy_strips(accuracies: dict[str, list[tuple[float, bool]]], thresholds: dict[str, float]) -> str:
+    """Per question, each submission's measured test accuracy as a dot, the threshold as a dashed line.
+
+    ``accuracies`` holds (accuracy, trained on test images) pairs: such a model is drawn as a cross,
+    whatever its accuracy, since its accuracy check failed.
+    """
     with matplotlib.rc_context(STYLE):
         fig = Figure(figsize=(9, 0.9 + 0.8 * len(accuracies)))
         axes = fig.subplots(len(accuracies), 1, squeeze=False, sharex=True)[:, 0]
-        values = [a for accs in accuracies.values() for a in accs] + list(thresholds.values())
+        values = [a for points in accuracies.values() for a, _ in points] + list(thresholds.values())
         low = max(0.0, min(values, default=0.8) - 0.02)
-        for ax, (q, accs) in zip(axes, accuracies.items()):
+        for ax, (q, points) in zip(axes, accuracies.items()):
             threshold = thresholds[q]
-            jitter = [((i * 7) % 11 - 5) / 12 for i in range(len(accs))]   # spread equal values, deterministically
-            ax.scatter(accs, jitter, s=14, color=[GREEN if a >= threshold else RED for a in accs], alpha=0.8)
+            jitter = [((i * 7) % 11 - 5) / 12 for i in range(len(points))]   # spread equal values, deterministically
+            honest = [(a, y) for (a, tainted), y in zip(points, jitter) if not tainted]
+            tainted = [(a, y) for (a, t), y in zip(points, jitter) if t]
+            ax.scatter([a for a, _ in honest], [y for _, y in honest], s=14, alpha=0.8,
+                       color=[GREEN if a >= threshold else RED for a, _ in honest])
+            if tainted:
+                ax.scatter([a for a, _ in tainted], [y for _, y in tainted], s=30, marker="x", color=RED,
+                           label="entraîné avec des images de test")
+                ax.legend(frameon=False, loc="lower left", fontsize=8)
             ax.axvline(threshold, color=GREY, linestyle="--", linewidth=1.2)
             ax.text(threshold, 0.75, f" seuil {threshold:.2f}", color=GREY, va="center")
             ax.set_ylim(-1, 1)
-            ax.set_yticks([0], [f"{q} ({len(accs)})"])
+            ax.set_yticks([0], [f"{q} ({len(points)})"])
             ax.set_xlim(low, 1.0)
         axes[-1].set_xlabel("précision mesurée sur les 10 000 images de test")
         fig.tight_layout()

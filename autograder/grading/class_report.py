@@ -161,12 +161,17 @@ def _questions(data: ClassData) -> list[dict]:
              "mean": statistics.fmean(points[q.id]) if points[q.id] else None} for q in data.config.questions]
 
 
+def _accuracies(reports: list[GradeReport], question: str) -> list[tuple[float, bool]]:
+    """(accuracy the grader measured, trained on test images) of each submission whose question was measured."""
+    measured = [r.measurements.get(question) or {} for r in reports if r.status not in NOT_RUN]
+    return [(m["accuracy"], any(f.get("test_rows") for f in m.get("fits", [])))
+            for m in measured if m.get("accuracy") is not None]
+
+
 def _plots(data: ClassData) -> dict[str, str]:
     config = data.config
     limits = thresholds(config)
-    accuracies = {q: [r.measurements[q]["accuracy"] for r in data.reports
-                      if r.status not in NOT_RUN and (r.measurements.get(q) or {}).get("accuracy") is not None]
-                  for q in config.question_ids if q in limits}
+    accuracies = {q: _accuracies(data.reports, q) for q in config.question_ids if q in limits}
     return {
         "totals": charts.totals_histogram([r.score for r in data.reports], sum(c.points for c in config.checks)),
         "questions": charts.question_points({q.id: [r.question_scores()[q.id] for r in data.reports]
