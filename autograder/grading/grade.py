@@ -46,6 +46,7 @@ class Job:
     seed: int | None = None
     intake_error: str | None = None     # French: why intake could not even find a notebook
     public_only: bool = False           # the student self-check: visible checks only
+    accelerate: bool = True             # False: fits and scoring exactly as without acceleration
 
 
 def grade_submission(job: Job) -> GradeReport:
@@ -86,7 +87,8 @@ def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
         capture = Path(capture_root) / CAPTURE
         scratch.mkdir()
         prepared = prepare(sub.notebook, template,
-                           preamble_source(job.mnist, capture, config.limits.seed, config.limits.threads))
+                           preamble_source(job.mnist, capture, config.limits.seed, config.limits.threads,
+                                           accelerate=job.accelerate))
         notes = list(sub.notes) + prepared.notes
         kernel_log = Path(tmp) / "kernel.log"
         view = FileView(
@@ -103,7 +105,8 @@ def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
                                  placeholder=config.placeholder)
         # Created only now that the kernel is gone, so nothing it wrote can pose as a result.
         with tempfile.TemporaryDirectory(prefix="autograder-scoring-") as scoring:
-            scores = score(config, capture, failed, Path(scoring), config_path=job.config_path, public_only=job.public_only)
+            scores = score(config, capture, failed, Path(scoring), config_path=job.config_path,
+                           public_only=job.public_only, warm=job.accelerate)
             log = Path(scoring) / "scoring.log"
             if log.exists():
                 shutil.copy(log, job.out_dir / "scoring.log")
@@ -144,20 +147,22 @@ def load_report(out_dir: Path, config: Config) -> GradeReport | None:
 
 
 def grade_batch(paths: list[Path], out: Path, *, config_path: Path | None = None, workers: int = 1,
-                cell_timeout: float | None = None, resume: bool = False, progress=None) -> list[GradeReport]:
+                cell_timeout: float | None = None, resume: bool = False, progress=None,
+                accelerate: bool = True) -> list[GradeReport]:
     config_path = Path(config_path) if config_path else load_config().root / "grading.toml"
     config = load_config(config_path)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="autograder-intake-") as extracted:   # removed even when grading raises
         found, ignored = find_submissions(paths, Path(extracted))
         return _grade_found(found, ignored, out=out, config=config, config_path=config_path, workers=workers,
-                            cell_timeout=cell_timeout, resume=resume, progress=progress)
+                            cell_timeout=cell_timeout, resume=resume, progress=progress, accelerate=accelerate)
 
 
 def _grade_found(found, ignored, *, out: Path, config: Config, config_path: Path, workers: int,
-                 cell_timeout: float | None, resume: bool, progress) -> list[GradeReport]:
+                 cell_timeout: float | None, resume: bool, progress, accelerate: bool) -> list[GradeReport]:
     mnist = ensure_mnist()
-    jobs = [Job(f.path, f.id, out / f.id, config_path, mnist, cell_timeout, intake_error=f.error) for f in found]
+    jobs = [Job(f.path, f.id, out / f.id, config_path, mnist, cell_timeout, intake_error=f.error,
+                accelerate=accelerate) for f in found]
     reports: list[GradeReport] = []
     todo = []
     for job in jobs:
