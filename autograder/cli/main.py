@@ -29,7 +29,7 @@ def cmd_grade(args) -> int:
     try:
         reports = grade_batch([Path(p) for p in args.paths], Path(args.out), config_path=args.config,
                               workers=args.workers, cell_timeout=args.cell_timeout, resume=args.resume,
-                              progress=progress)
+                              accelerate=args.accelerate, progress=progress)
     except MnistError as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 2
@@ -119,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--workers", type=int, default=1, help="submissions graded in parallel")
     g.add_argument("--cell-timeout", type=float, default=None, help="seconds per cell (default from grading.toml)")
     g.add_argument("--resume", action="store_true", help="keep submissions already graded in --out")
+    g.add_argument("--no-accelerate", dest="accelerate", action="store_false",
+                   help="run every fit as written and score each submission in a fresh process: "
+                        "slower, same grades")
     g.add_argument("--roster", default=None, help="CSV submission,identifier,name,email: missing students, LMS exports")
     g.set_defaults(func=cmd_grade)
 
