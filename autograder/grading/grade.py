@@ -12,6 +12,7 @@ import sys
 import tempfile
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -70,11 +71,7 @@ def grade_submission(job: Job) -> GradeReport:
     try:
         return _grade_notebook(config, job, sub)
     except Exception:  # our own bug: the batch goes on and the instructor sees why
-        (out / "grader_error.txt").write_text(traceback.format_exc())
-        report = build_results(config, job.submission_id, Status.GRADER_ERROR, None, notes=sub.notes,
-                               failure=messages.GRADER_FAILURE)
-        write_submission_reports(out, config, report, None)
-        return report
+        return _grader_error(config, job, traceback.format_exc(), notes=sub.notes)
 
 
 def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
@@ -129,6 +126,51 @@ def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
     return report
 
 
+def _pool_pass(jobs: list[Job], workers: int, finish, failed) -> list[Job]:
+    """Grade ``jobs`` in one pool of worker processes; return those lost when a worker died.
+
+    A dead worker breaks the whole `ProcessPoolExecutor`: every submission not yet finished
+    is lost with it, whichever worker held it."""
+    lost = []
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(grade_submission, job): job for job in jobs}
+        for fut in as_completed(futures):
+            try:
+                report = fut.result()
+            except BrokenProcessPool:
+                lost.append(futures[fut])
+                continue
+            except Exception:  # noqa: BLE001 - our own bug in the worker: that submission only
+                report = failed(futures[fut], traceback.format_exc())
+            finish(report)
+    return lost
+
+
+def _grade_in_pools(jobs: list[Job], workers: int, finish, failed) -> None:
+    """Grade in parallel, surviving workers that die: the submissions a broken pool lost are
+    graded again in a new pool; one lost twice is graded alone, and is a grader error only if
+    it takes that worker down too, so one submission never costs the others their grade."""
+    lost_before: set[str] = set()
+    while jobs:
+        lost = _pool_pass(jobs, workers, finish, failed)
+        alone = [job for job in lost if job.submission_id in lost_before]
+        lost_before |= {job.submission_id for job in lost}
+        jobs = [job for job in lost if job not in alone]
+        for job in alone:
+            if _pool_pass([job], 1, finish, failed):
+                finish(failed(job, "the grading worker process died grading this submission, alone, again\n"))
+
+
+def _grader_error(config: Config, job: Job, why: str, notes=()) -> GradeReport:
+    """The report of a submission the grader itself failed on; ``why`` (English) for the instructor."""
+    job.out_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(job.out_dir / "grader_error.txt", why)
+    report = build_results(config, job.submission_id, Status.GRADER_ERROR, None, notes=notes,
+                           failure=messages.GRADER_FAILURE)
+    write_submission_reports(job.out_dir, config, report, None)
+    return report
+
+
 def _keep_tail(source: Path, target: Path, limit: int = 50_000) -> None:
     if source.exists():
         with open(source, "rb") as fh:
@@ -173,27 +215,16 @@ def _grade_found(found, ignored, *, out: Path, config: Config, config_path: Path
             todo.append(job)
     if progress:
         progress.start(len(jobs), done=len(reports))
+
+    def finish(report: GradeReport) -> None:
+        reports.append(report)
+        if progress:
+            progress.advance(report)
+
     if workers <= 1:
         for job in todo:
-            reports.append(grade_submission(job))
-            if progress:
-                progress.advance(reports[-1])
+            finish(grade_submission(job))
     else:
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            futures = {pool.submit(grade_submission, job): job for job in todo}
-            for fut in as_completed(futures):
-                job = futures[fut]
-                try:
-                    report = fut.result()
-                except Exception:  # a worker died: record it, keep grading the others
-                    (job.out_dir).mkdir(parents=True, exist_ok=True)
-                    (job.out_dir / "grader_error.txt").write_text(traceback.format_exc())
-                    report = build_results(config, job.submission_id, Status.GRADER_ERROR, None,
-                                           failure=messages.GRADER_FAILURE)
-                    write_submission_reports(job.out_dir, config, report, None)
-                reports.append(report)
-                if progress:
-                    progress.advance(report)
+        _grade_in_pools(todo, workers, finish, lambda job, why: _grader_error(config, job, why))
     write_batch_reports(out, config, reports, [str(p) for p in ignored])
     return sorted(reports, key=lambda r: r.submission)
