@@ -1,5 +1,6 @@
-"""Fast tests of the sandbox: the watchdog over a real process tree, and the command kernel_prefix builds
-(limits, namespaces, the mount script) with the host's tools and namespaces chosen by the test."""
+"""Fast tests of the sandbox: the watchdog over a real process tree, the commands the policy builds (unshare and
+its mount script, bubblewrap, limits) with the host's tools and namespaces chosen by the test, and those commands
+run for real in namespaces of their own."""
 
 import os
 import shlex
@@ -13,7 +14,8 @@ import pytest
 
 from autograder.core.config import Limits
 from autograder.runner import sandbox
-from autograder.runner.sandbox import FileView, KernelUser, Watchdog, kernel_prefix, kernel_user, namespaces_available
+from autograder.runner.sandbox import (FileView, KernelUser, Mechanism, SandboxPolicy, Watchdog, bwrap_prefix,
+                                       describe_isolation, kernel_interpreter, kernel_prefix, namespaces_available)
 
 
 def test_watchdog_stops_and_joins_when_nothing_breaches():
@@ -51,7 +53,8 @@ def test_watchdog_kills_a_tree_over_the_process_limit():
 
 # --- Command builders: what kernel_prefix puts before the kernel's command line ---------------------------
 
-UNSHARE, PRLIMIT = "/opt/tools/unshare", "/opt/tools/prlimit"
+UNSHARE, PRLIMIT, BWRAP = "/opt/tools/unshare", "/opt/tools/prlimit", "/opt/tools/bwrap"
+ALL_FEATURES = frozenset({"--size", "--perms", "--disable-userns"})
 SEP = "\x1f"       # the stubs below print each argument followed by this separator
 
 
@@ -59,10 +62,12 @@ class Host:
     """The tools and namespaces kernel_prefix finds, as a test chooses them."""
 
     def __init__(self, monkeypatch, setpriv="/opt/tools/setpriv"):
-        self.tools = {"unshare": UNSHARE, "prlimit": PRLIMIT, "setpriv": setpriv}
+        self.tools = {"unshare": UNSHARE, "prlimit": PRLIMIT, "setpriv": setpriv, "bwrap": BWRAP}
         self.namespaces = {"--net", "--mount"}
+        self.features = set(ALL_FEATURES)     # the options this bubblewrap knows
         monkeypatch.setattr(sandbox, "shutil", SimpleNamespace(which=self.tools.get))
         monkeypatch.setattr(sandbox, "namespaces_available", lambda *flags: set(flags) <= self.namespaces)
+        monkeypatch.setattr(sandbox, "bwrap_features", lambda: frozenset(self.features))
 
 
 @pytest.fixture
@@ -256,21 +261,14 @@ def test_usable_keeps_existing_real_paths_and_drops_hides_that_would_break_the_k
     assert kept.usable().hide == (str(t / "a"), str(t / "b"), str(t / "py"))
 
 
-def test_kernel_user_only_for_root_with_setpriv_and_a_mount_namespace(host, monkeypatch):
-    """A uid of its own (base + grader pid, gid alike) only when every condition holds."""
-    monkeypatch.setattr(sandbox.os, "geteuid", lambda: 0)
+@pytest.mark.parametrize("mechanism", list(Mechanism))
+def test_a_uid_of_its_own_only_as_root_when_files_are_hidden(mechanism):
+    """Root mechanisms give the kernel base + grader pid (gid alike), unless kernel_user or isolate_filesystem is off."""
     me = sandbox.KERNEL_UID_BASE + os.getpid()
-    assert kernel_user(Limits()) == KernelUser(me, me)
-    assert kernel_user(replace(Limits(), kernel_user=False)) is None
-    assert kernel_user(replace(Limits(), isolate_filesystem=False)) is None
-    host.namespaces.discard("--mount")
-    assert kernel_user(Limits()) is None
-    host.namespaces.add("--mount")
-    del host.tools["setpriv"]
-    assert kernel_user(Limits()) is None
-    host.tools["setpriv"] = "/opt/tools/setpriv"
-    monkeypatch.setattr(sandbox.os, "geteuid", lambda: 1000)
-    assert kernel_user(Limits()) is None
+    own = mechanism in (Mechanism.BWRAP_ROOT, Mechanism.UNSHARE_ROOT)
+    assert SandboxPolicy(Limits(), mechanism).user == (KernelUser(me, me) if own else None)
+    assert SandboxPolicy(replace(Limits(), kernel_user=False), mechanism).user is None
+    assert SandboxPolicy(replace(Limits(), isolate_filesystem=False), mechanism).user is None
 
 
 @pytest.fixture
@@ -314,49 +312,205 @@ def test_namespaces_probe_says_no_when_unshare_fails(probe, failure):
     assert len(probe.calls) == (0 if failure == "no unshare" else 1)
 
 
-# --- The script for real, in a mount namespace of its own (root only) --------------------------------------
+# --- bubblewrap: the same view, for root and for an ordinary user --------------------------------------------
 
-real_namespace = pytest.mark.skipif(os.geteuid() != 0 or not sandbox.namespaces_available("--mount"),
-                                    reason="needs root and unshare --mount")
+BWRAP_HEAD = [BWRAP, "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+              "--setenv", "JPY_PARENT_PID", "1"]
+ROOT_FS = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+
+
+def test_bwrap_as_root_hides_binds_back_outermost_first_then_drops_to_the_kernel_uid(host, tmp_path):
+    """Hidden trees are bounded tmpfs, kept paths bound at their own path (missing parents made 0755 so the kernel's
+    uid can pass), hidden tmpfs remounted read-only; its directories chowned outside, setpriv inside."""
+    p = tree(tmp_path)
+    view = FileView((p["hide"],), (p["ro_dir"], p["ro_file"]), (p["rw"], p["outside"]))
+    limits = replace(Limits(), max_processes=5)
+    prefix = bwrap_prefix(limits, view, KernelUser(7, 8), userns=False)
+    chown = f"chown -R 7:8 -- {p['rw']} {p['outside']}; "
+    assert prefix[:4] == ["/bin/sh", "-c", f'set -e; trap "" INT; {chown}exec "$@"', "sandbox"]
+    assert prefix[4:] == BWRAP_HEAD + ["--unshare-net"] + ROOT_FS + [
+        "--size", str(64 * 2**20), "--perms", "1777", "--tmpfs", "/dev/shm",
+        "--size", str(16 * 2**20), "--tmpfs", p["hide"],
+        "--bind", p["outside"], p["outside"],                                   # same depth as the hidden tree
+        "--ro-bind", p["ro_dir"], p["ro_dir"],
+        "--bind", p["rw"], p["rw"],
+        "--perms", "0755", "--dir", str(Path(p["ro_file"]).parent),             # deeper: later, its parent first
+        "--ro-bind", p["ro_file"], p["ro_file"],
+        "--remount-ro", p["hide"],
+        "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP",
+        "--", "/opt/tools/setpriv", "--reuid=7", "--regid=8", "--clear-groups", "--inh-caps=-all",
+        "--bounding-set=-all", "--no-new-privs",
+        "--"] + limit_words(limits, nproc=5 * 16)
+
+
+def test_bwrap_in_a_user_namespace_keeps_the_uid_and_leaves_out_what_an_old_bubblewrap_lacks(host, tmp_path):
+    """--unshare-user, no chown, no setpriv; without --size, --perms or --disable-userns they are left out."""
+    host.features.clear()
+    p = tree(tmp_path)
+    view = FileView((p["hide"],), (p["ro_file"],), (p["rw"],))
+    prefix = bwrap_prefix(Limits(), view, None, userns=True)
+    assert prefix == ["/bin/sh", "-c", 'set -e; trap "" INT; exec "$@"', "sandbox"] + BWRAP_HEAD + [
+        "--unshare-net", "--unshare-user"] + ROOT_FS + [
+        "--tmpfs", "/dev/shm", "--tmpfs", p["hide"], "--bind", p["rw"], p["rw"],
+        "--dir", str(Path(p["ro_file"]).parent), "--ro-bind", p["ro_file"], p["ro_file"],
+        "--remount-ro", p["hide"], "--"] + limit_words(Limits(), nproc=Limits().max_processes * 16)
+    host.features.add("--disable-userns")
+    assert bwrap_prefix(Limits(), view, None, userns=True)[13:15] == ["--unshare-user", "--disable-userns"]
+
+
+def test_bwrap_without_a_view_or_network_isolation(host):
+    """No view: the filesystem as the grader sees it (writable), still a private /dev, /proc and /dev/shm."""
+    prefix = bwrap_prefix(no_net(), None, None, userns=False)
+    assert prefix[4:] == BWRAP_HEAD + ["--bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--size",
+                                       str(64 * 2**20), "--perms", "1777", "--tmpfs", "/dev/shm", "--"] + \
+        limit_words(no_net(), nproc=Limits().max_processes * 16)
+
+
+def test_a_hidden_tree_that_is_also_kept_is_never_remounted_read_only(host, tmp_path):
+    """The bind over it would be the mount remounted: a writable kept path equal to a hidden one stays writable."""
+    d = str(tmp_path.resolve())
+    words = bwrap_prefix(no_net(), FileView((d,), (), (d,)), None, userns=True)
+    assert "--remount-ro" not in words
+    assert words[words.index(d) - 1:][:4] == ["--tmpfs", d, "--bind", d]
+
+
+def test_the_policy_view_also_hides_home_and_var_tmp_and_keeps_the_interpreter(host, tmp_path, monkeypatch):
+    t = tmp_path.resolve()
+    for d in ("home/py", "project/venv"):
+        (t / d).mkdir(parents=True)
+    monkeypatch.setattr(sandbox, "home_dirs", lambda: (str(t / "home"),))
+    monkeypatch.setattr(sandbox, "sys_base", lambda: str(t / "home" / "py"))
+    view = FileView((str(t / "project"),), (str(t / "project" / "venv"),), ())
+    kernel = SandboxPolicy(Limits(), Mechanism.BWRAP_USERNS).kernel_view(view)
+    assert kernel.hide[0] == str(t / "project") and str(t / "home") in kernel.hide
+    assert ("/var/tmp" in kernel.hide) == os.path.isdir("/var/tmp")
+    assert kernel.read_only == (str(t / "project" / "venv"), str(t / "home" / "py"))
+    assert SandboxPolicy(replace(Limits(), isolate_filesystem=False), Mechanism.BWRAP_USERNS).kernel_view(view) is None
+
+
+# --- The policy: what each mechanism gives, and says --------------------------------------------------------
+
+@pytest.mark.parametrize("mechanism, network, files, pid, own_uid", [
+    (Mechanism.BWRAP_ROOT, True, True, True, True),
+    (Mechanism.UNSHARE_ROOT, True, True, False, True),
+    (Mechanism.BWRAP_USERNS, True, True, True, False),
+    (Mechanism.LIMITS_ONLY, False, False, False, False),
+])
+def test_each_mechanism_says_what_held(host, mechanism, network, files, pid, own_uid):
+    isolation = SandboxPolicy(Limits(), mechanism).isolation()
+    assert isolation == {"mechanism": str(mechanism), "network_cut": network, "files_hidden": files,
+                         "pid_namespace": pid, "own_uid": own_uid, "reduced": not (network and files)}
+    text = describe_isolation(isolation)
+    assert text.startswith("Sandbox: ") and ("Isolation is reduced" in text) == isolation["reduced"]
+    # Asked for less in grading.toml: reported as it held, so reduced.
+    less = SandboxPolicy(replace(Limits(), isolate_network=False), mechanism).isolation()
+    assert less["network_cut"] is False and less["reduced"] is True
+
+
+def test_reduced_isolation_says_why_and_what_the_kernel_can_reach(host):
+    policy = SandboxPolicy(Limits(), Mechanism.LIMITS_ONLY, reason="bwrap-userns: user namespaces are disabled")
+    assert policy.isolation()["reason"] == "bwrap-userns: user namespaces are disabled"
+    assert policy.summary() == (
+        "Sandbox: no namespace. Isolation is reduced (bwrap-userns: user namespaces are disabled): the kernel can "
+        "reach the network and every file the grader's user can read; limits, watchdog, timeouts and clean "
+        "scoring still hold. Run `autograder doctor` for details.")
+
+
+def test_without_namespaces_the_limits_leave_the_task_count_out(host):
+    """The kernel shares the grader's uid, whose task count is not its own: no RLIMIT_NPROC (the watchdog counts)."""
+    assert SandboxPolicy(Limits(), Mechanism.LIMITS_ONLY).prefix(FileView(("/tmp",), (), ())) == \
+        limit_words(Limits())[:-2] + ["--"]
+
+
+def test_the_unshare_mechanism_is_todays_prefix(host, tmp_path):
+    p = tree(tmp_path)
+    view = FileView((p["hide"],), (p["ro_dir"],), (p["rw"],))
+    policy = SandboxPolicy(Limits(), Mechanism.UNSHARE_ROOT)
+    assert policy.prefix(view, KernelUser(7, 8)) == kernel_prefix(Limits(), view, KernelUser(7, 8))
+
+
+def test_the_interpreter_path_has_its_directories_resolved_and_its_name_kept(monkeypatch, tmp_path):
+    """A venv reached through a symlinked folder: the real folder, but the venv's own `python` entry (a symlink
+    to the base interpreter, which would lose the venv if resolved)."""
+    real = tmp_path.resolve() / "elsewhere" / "venv" / "bin"
+    real.mkdir(parents=True)
+    (real / "python").symlink_to("/usr/bin/python3")
+    (tmp_path / "project").mkdir()
+    (tmp_path / "project" / ".venv").symlink_to(real.parent)
+    monkeypatch.setattr(sandbox.sys, "executable", str(tmp_path / "project" / ".venv" / "bin" / "python"))
+    assert kernel_interpreter() == str(real / "python")
+
+
+# --- The commands for real, in namespaces of their own ------------------------------------------------------
+
+def available(mechanism: Mechanism) -> bool:
+    """Whether this machine runs the mechanism (the root ones need root; a user namespace also works as root)."""
+    root_only = mechanism in (Mechanism.BWRAP_ROOT, Mechanism.UNSHARE_ROOT)
+    return (os.geteuid() == 0 or not root_only) and SandboxPolicy(no_net(), mechanism).probe() is None
+
+
+REAL = [pytest.param(m, marks=pytest.mark.skipif(not available(m), reason=f"{m} does not run here"))
+        for m in (Mechanism.UNSHARE_ROOT, Mechanism.BWRAP_ROOT, Mechanism.BWRAP_USERNS)]
+BWRAP_REAL = REAL[1:]
 PROBE = ('for f in "$@"; do if [ -e "$f" ]; then printf "seen %s\\n" "${f##*/}"; fi; done; '
          'cat "$KEEP_RO"; (echo x >> "$KEEP_RO") 2>/dev/null && echo ro-writable; '
          'echo x > "$KEEP_RW/new" && echo rw-ok')
 
 
-def in_namespace(view: FileView, ro_file: str, rw_dir: str, *probe: str) -> str:
-    """What a command sees when run behind kernel_prefix (no network flag, real unshare and prlimit)."""
+def in_namespace(mechanism: Mechanism, view: FileView, ro_file: str, rw_dir: str, *probe: str,
+                 script: str = PROBE) -> str:
+    """What a command sees when run behind the mechanism's prefix (no network flag, the real tools)."""
     env = dict(os.environ, KEEP_RO=ro_file, KEEP_RW=rw_dir)
-    proc = subprocess.run(kernel_prefix(no_net(), view) + ["/bin/sh", "-c", PROBE, "probe", *probe],
-                           capture_output=True, text=True, timeout=30, env=env)
+    proc = subprocess.run(SandboxPolicy(no_net(), mechanism).prefix(view) + ["/bin/sh", "-c", script, "probe", *probe],
+                          capture_output=True, text=True, timeout=30, env=env)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
 
-@real_namespace
-def test_hidden_trees_are_empty_kept_paths_are_back_read_only_or_writable(tmp_path):
+@pytest.mark.parametrize("mechanism", REAL)
+def test_hidden_trees_are_empty_kept_paths_are_back_read_only_or_writable(tmp_path, mechanism):
     """Odd names included: the hidden file is gone, the read-only file reads but refuses writes, work is writable."""
     p = tree(tmp_path.resolve() / ODD, hidden=f"hid den {ODD}")
     (Path(p["hide"]) / "secret.txt").write_text("s")
     view = FileView((p["hide"],), (p["ro_dir"], p["ro_file"]), (p["rw"],))
-    seen = in_namespace(view, p["ro_file"], p["rw"], f"{p['hide']}/secret.txt", p["ro_dir"])
+    seen = in_namespace(mechanism, view, p["ro_file"], p["rw"], f"{p['hide']}/secret.txt", p["ro_dir"])
     assert seen == "seen venv\nnpzrw-ok\n"
     assert (Path(p["rw"]) / "new").read_text() == "x\n" and Path(p["ro_file"]).read_text() == "npz"
 
 
-@real_namespace
-def test_a_hidden_tree_inside_a_kept_path_stays_hidden(tmp_path):
+@pytest.mark.parametrize("mechanism", REAL)
+def test_a_hidden_tree_inside_a_kept_path_stays_hidden(tmp_path, mechanism):
     p = tree(tmp_path.resolve())
     secret = Path(p["ro_dir"]) / "private"
     secret.mkdir()
     (secret / "key").write_text("k")
     view = FileView((p["hide"], str(secret)), (p["ro_dir"], p["ro_file"]), (p["rw"],))
-    assert in_namespace(view, p["ro_file"], p["rw"], str(secret / "key")) == "npzrw-ok\n"
+    assert in_namespace(mechanism, view, p["ro_file"], p["rw"], str(secret / "key")) == "npzrw-ok\n"
 
 
-@real_namespace
-def test_a_read_only_path_inside_a_writable_one_stays_read_only(tmp_path):
+@pytest.mark.parametrize("mechanism", REAL)
+def test_a_read_only_path_inside_a_writable_one_stays_read_only(tmp_path, mechanism):
     p = tree(tmp_path.resolve())
     data = Path(p["rw"]) / "data.npz"
     data.write_text("d")
     view = FileView((p["hide"],), (str(data),), (p["rw"],))
-    assert in_namespace(view, str(data), p["rw"]) == "drw-ok\n"
+    assert in_namespace(mechanism, view, str(data), p["rw"]) == "drw-ok\n"
+
+
+BWRAP_PROBE = ('echo "pid $$"; (touch "$1/new") 2>/dev/null || echo hidden-read-only; touch /dev/shm/x && echo shm-ok; '
+               'tail -n +3 /proc/net/dev | cut -d: -f1; set -- /proc/[0-9]*; echo "$# processes"')
+
+
+@pytest.mark.parametrize("mechanism", BWRAP_REAL)
+def test_bubblewrap_gives_its_own_pids_shm_and_network(tmp_path, mechanism):
+    """The command is pid 2 under bubblewrap's init and sees two processes; /dev/shm is its own (nothing left on
+    the host); a hidden tree is read-only; the only network interface is its own loopback."""
+    p = tree(tmp_path.resolve())
+    view = FileView((p["hide"],), (p["ro_file"],), (p["rw"],))
+    before = set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
+    words = SandboxPolicy(Limits(), mechanism).prefix(view)
+    proc = subprocess.run(words + ["/bin/sh", "-c", BWRAP_PROBE, "probe", p["hide"]], capture_output=True, text=True,
+                          timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["pid", "2", "hidden-read-only", "shm-ok", "lo", "2", "processes"]
+    assert (set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()) == before
