@@ -31,6 +31,10 @@ test-otter-docker: $(STAMP)
 release: $(STAMP)
 	$(PY) -m autograder release
 
+# Its own command, not part of `test`: prints what grading costs here (README, "Performance").
+bench: $(STAMP)
+	$(PY) benchmarks/bench.py
+
 calibrate: $(STAMP)
 	$(PY) -m autograder.cli.calibrate
 

@@ -10,6 +10,7 @@ import multiprocessing
 import shutil
 import sys
 import tempfile
+import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -102,8 +103,10 @@ def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
                                  placeholder=config.placeholder)
         # Created only now that the kernel is gone, so nothing it wrote can pose as a result.
         with tempfile.TemporaryDirectory(prefix="autograder-scoring-") as scoring:
+            scoring_started = time.monotonic()
             scores = score(config, capture, failed, Path(scoring), config_path=job.config_path,
                            public_only=job.public_only, warm=job.accelerate)
+            result.seconds["scoring"] = time.monotonic() - scoring_started
             log = Path(scoring) / "scoring.log"
             if log.exists():
                 shutil.copy(log, job.out_dir / "scoring.log")
@@ -123,7 +126,13 @@ def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
     executed = executed_notebook(sub.notebook, prepared.cell_map, outputs=result.outputs,
                                  counts=result.execution_counts, limit=config.limits.output_limit)
     write_submission_reports(job.out_dir, config, report, executed)
+    _write_timings(job.out_dir, result.seconds)
     return report
+
+
+def _write_timings(out_dir: Path, seconds: dict[str, float]) -> None:
+    """Where this submission's grading time went, stage by stage (read by `make bench`)."""
+    write_atomic(out_dir / "timings.json", json.dumps({k: round(v, 3) for k, v in seconds.items()}, indent=1))
 
 
 def _pool_pass(jobs: list[Job], workers: int, finish, failed) -> list[Job]:

@@ -43,6 +43,7 @@ class ExecutionResult:
     hidden_errors: list[str] = field(default_factory=list)
     restarts: int = 0
     duration: float = 0.0
+    seconds: dict[str, float] = field(default_factory=dict)   # stage -> wall time (see Runner._stage)
 
     @property
     def status(self) -> Status:
@@ -117,9 +118,11 @@ class Runner:
         client = self._client()
         # The kernel's own stderr (TensorFlow logs, crashes) goes to a log, not the grader's terminal.
         log = self.launcher.log(self.kernel_log)
+        started = time.monotonic()
         try:
             with client.setup_kernel(env=self.launcher.env(self.workdir), cwd=str(self.workdir), cleanup_kc=True,
                                      stdout=log, stderr=log):
+                self._count("kernel start", started)
                 self.watchdog = self.launcher.watch(client.km.provisioner.pid)
                 if self.watchdog is not None:
                     self.watchdog.start()
@@ -176,8 +179,10 @@ class Runner:
         client.timeout = int(max(1, min(self.limits.cell_timeout, remaining)))
         self.last_reply = {}
         client.reset_outputs()
+        started = time.monotonic()
         try:
             client.execute_cell(self.nb.cells[i], i)
+            self._count(self._stage(step, replay), started)
         except DeadKernelError:
             breach = self.watchdog.breach if self.watchdog else None
             return self._dead(i, breach.message if breach else messages.KERNEL_CRASHED)
@@ -202,6 +207,18 @@ class Runner:
                 self.result.events.append(Event(EventKind.ERROR, step.question,
                                                 messages.cell_error(step.question, ename, evalue)))
         return "ok"
+
+    @staticmethod
+    def _stage(step: Step, replay: bool) -> str:
+        """Where a step's time is counted, for the benchmark's breakdown (timings.json)."""
+        if replay:
+            return "replay"
+        if step.kind in ("preamble", "capture"):
+            return step.kind
+        return step.question or "instructor cells"
+
+    def _count(self, stage: str, started: float) -> None:
+        self.result.seconds[stage] = self.result.seconds.get(stage, 0.0) + time.monotonic() - started
 
     def _responsive(self, client: NotebookClient) -> bool:
         probe = nbformat.v4.new_code_cell("pass")

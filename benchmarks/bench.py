@@ -1,0 +1,148 @@
+"""`make bench`: what grading costs on this machine, against the plain execution of the same cells.
+
+Prints, from one run: the floor (nbclient running the solution notebook's cells in a plain
+kernel, otter_ignore cells dropped, MNIST served locally, one thread); `autograder grade` on that
+one submission, accelerated and with --no-accelerate, with the stage breakdown the grader writes
+(timings.json); peak RSS per grading worker (its process, its kernel and its scoring process);
+class throughput on a batch of corpus notebooks with 1 and 2 workers; each figure's ratio to the
+floor.  Figures go to stdout and to OUT/bench.json.
+
+    .venv/bin/python benchmarks/bench.py [--out bench-out] [--batch 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "tests" / "corpus"
+CLASS = ["solution", "no_batchnorm", "sigmoid_output", "batch_64", "epochs_3", "no_hidden_layer", "undertrained",
+         "variant_positional_functional", "trained_on_test", "variant_list_input_activation"]
+
+FLOOR = """
+import sys, time, nbformat
+from nbclient import NotebookClient
+from autograder.core.environment import kernel_env
+nb = nbformat.read(sys.argv[1], as_version=4)
+cells = [c for c in nb.cells if c.cell_type == "code" and "otter_ignore" not in c.metadata.get("tags", [])]
+serve = ("import keras.src.datasets.mnist as _m; _m.get_file = lambda *a, **k: %r" % sys.argv[2])
+nb.cells = [nbformat.v4.new_code_cell(serve)] + cells
+client = NotebookClient(nb, timeout=1200, kernel_name="python3", resources={"metadata": {"path": sys.argv[3]}})
+with client.setup_kernel(env=kernel_env(1), cwd=sys.argv[3]):
+    for i, cell in enumerate(nb.cells):
+        client.execute_cell(cell, i)
+"""
+
+
+class Measured:
+    """A command's wall time, CPU time (itself and every descendant it waited for) and peak RSS per worker."""
+
+    def __init__(self, cmd: list[str]):
+        self.peak_worker_rss = 0
+        start = time.monotonic()
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        stop = threading.Event()
+        watcher = threading.Thread(target=self._watch, args=(proc.pid, stop), daemon=True)
+        watcher.start()
+        _, status, usage = os.wait4(proc.pid, 0)
+        stop.set()
+        watcher.join()
+        self.wall = time.monotonic() - start
+        self.cpu = usage.ru_utime + usage.ru_stime
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stderr.read().decode()[-3000:]}")
+
+    def _watch(self, pid: int, stop: threading.Event) -> None:
+        root = psutil.Process(pid)
+        while not stop.wait(0.2):
+            try:
+                workers = [c for c in root.children() if "spawn_main" in " ".join(c.cmdline())] or [root]
+                for worker in workers:
+                    tree = [worker] + worker.children(recursive=True)
+                    self.peak_worker_rss = max(self.peak_worker_rss, sum(_rss(p) for p in tree))
+            except psutil.Error:
+                pass
+
+
+def _rss(proc: psutil.Process) -> int:
+    try:
+        return proc.memory_info().rss
+    except psutil.Error:
+        return 0
+
+
+def grade(paths: list[Path], out: Path, workers: int, accelerate: bool) -> Measured:
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [sys.executable, "-m", "autograder", "grade", *map(str, paths), "--out", str(out), "--workers", str(workers)]
+    return Measured(cmd + ([] if accelerate else ["--no-accelerate"]))
+
+
+def floor(out: Path) -> Measured:
+    from autograder.core.mnist_data import ensure_mnist
+
+    work = out / "floor"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    return Measured([sys.executable, "-c", FLOOR, str(CORPUS / "solution.ipynb"), str(ensure_mnist()), str(work)])
+
+
+def stages(out: Path) -> dict[str, float]:
+    return json.loads((out / "solution" / "timings.json").read_text())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="bench-out")
+    parser.add_argument("--batch", type=int, default=8, help="notebooks in the class batch (at most %d)" % len(CLASS))
+    args = parser.parse_args(argv)
+    out = (ROOT / args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"{psutil.virtual_memory().total / 2**30:.0f} GiB, load average {os.getloadavg()[0]:.2f}", flush=True)
+    figures: dict[str, dict] = {}
+    base = floor(out)
+    figures["floor: plain nbclient run of the solution"] = {"wall_s": base.wall, "cpu_s": base.cpu}
+    print(f"\nfloor (plain nbclient run of the solution's cells): wall {base.wall:.1f} s, CPU {base.cpu:.1f} s",
+          flush=True)
+    single = [CORPUS / "solution.ipynb"]
+    for accelerate in (True, False):
+        label = "grade 1 submission" + ("" if accelerate else " --no-accelerate")
+        m = grade(single, out / ("one" if accelerate else "one-plain"), 1, accelerate)
+        figures[label] = {"wall_s": m.wall, "cpu_s": m.cpu, "peak_worker_rss_gb": m.peak_worker_rss / 2**30,
+                          "stages_s": stages(out / ("one" if accelerate else "one-plain"))}
+        _print(label, figures[label], base)
+    batch = [CORPUS / f"{name}.ipynb" for name in CLASS[:args.batch]]
+    for workers, accelerate in ((1, True), (2, True), (2, False)):
+        label = f"class of {len(batch)}, {workers} worker(s)" + ("" if accelerate else " --no-accelerate")
+        m = grade(batch, out / f"class-{workers}-{int(accelerate)}", workers, accelerate)
+        figures[label] = {"wall_s": m.wall, "cpu_s": m.cpu, "peak_worker_rss_gb": m.peak_worker_rss / 2**30,
+                          "per_hour": 3600 * len(batch) / m.wall, "cpu_per_submission_s": m.cpu / len(batch)}
+        _print(label, figures[label], base, per=len(batch))
+    (out / "bench.json").write_text(json.dumps(figures, indent=1))
+    print(f"figures written to {out / 'bench.json'}")
+    return 0
+
+
+def _print(label: str, f: dict, base: Measured, per: int = 1) -> None:
+    print(f"\n{label}: wall {f['wall_s']:.1f} s ({f['wall_s'] / per / base.wall:.2f}x floor per submission), "
+          f"CPU {f['cpu_s']:.1f} s ({f['cpu_s'] / per / base.cpu:.2f}x floor per submission), "
+          f"peak RSS per worker {f['peak_worker_rss_gb']:.2f} GB", flush=True)
+    if "per_hour" in f:
+        print(f"  throughput {f['per_hour']:.0f} submissions/hour")
+    for stage, seconds in f.get("stages_s", {}).items():
+        print(f"  {stage:<18} {seconds:6.1f} s")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
