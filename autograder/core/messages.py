@@ -18,6 +18,27 @@ HIDDEN_NOTICE = ("Attention : ces vérifications publiques ne sont qu'une partie
                  "vérifications ci-dessus ne garantit pas la note maximale.")
 
 
+# The self-check report (`autograder check`, verifier.py), line by line.
+def selfcheck_header(name: str) -> str:
+    return f"Vérification de « {name} » : tests publics uniquement"
+
+
+def selfcheck_question(question: str, title: str, passed: int, total: int) -> str:
+    return f"Question {question} — {title} : {passed}/{total} vérification(s) réussie(s)"
+
+
+def selfcheck_check(passed: bool, number: str, description: str) -> str:
+    return f"  {'✔' if passed else '✘'} {number} {description}"
+
+
+def selfcheck_fix(message: str) -> str:
+    return f"      → à corriger : {message}"
+
+
+def selfcheck_note(note: str) -> str:
+    return f"Remarque : {note}"
+
+
 def sentence(message: str) -> str:
     """An event's message as a sentence of the report: capitalised, with a full stop."""
     return message[0].upper() + message[1:] + "."

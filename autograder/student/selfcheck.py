@@ -17,7 +17,7 @@ import nbformat
 
 from ..core.config import Check, Limits, Question
 from ..core.environment import SILENT
-from ..core.messages import HIDDEN_NOTICE
+from ..core import messages
 from ..core.mnist_data import ensure_mnist, load_mnist
 from ..core.results import EventKind
 from ..notebook.load import InvalidNotebook, read_notebook
@@ -29,11 +29,11 @@ from ..runner.execute import execute
 
 
 def _header(name: str) -> list[str]:
-    return [f"Vérification de « {name} » : tests publics uniquement", ""]
+    return [messages.selfcheck_header(name), ""]
 
 
 def invalid_lines(name: str, message: str) -> list[str]:
-    return _header(name) + [message, "", HIDDEN_NOTICE]
+    return _header(name) + [message, "", messages.HIDDEN_NOTICE]
 
 
 def report_lines(name: str, questions, outcomes: dict[str, tuple[bool, str]], *, events: list[tuple[str, str]],
@@ -42,16 +42,16 @@ def report_lines(name: str, questions, outcomes: dict[str, tuple[bool, str]], *,
     lines = _header(name)
     for q in questions:
         passed = sum(outcomes[c.number][0] for c in q.checks)
-        lines.append(f"Question {q.id} — {q.title} : {passed}/{len(q.checks)} vérification(s) réussie(s)")
+        lines.append(messages.selfcheck_question(q.id, q.title, passed, len(q.checks)))
         lines.extend(f"  ! {message}" for question, message in events if question == q.id)
         for c in q.checks:
             ok, message = outcomes[c.number]
-            lines.append(f"  {'✔' if ok else '✘'} {c.number} {c.description}")
+            lines.append(messages.selfcheck_check(ok, c.number, c.description))
             if not ok:
-                lines.append(f"      → à corriger : {message}")
+                lines.append(messages.selfcheck_fix(message))
         lines.append("")
-    lines.extend(f"Remarque : {note}" for note in notes)
-    return lines + [HIDDEN_NOTICE]
+    lines.extend(messages.selfcheck_note(note) for note in notes)
+    return lines + [messages.HIDDEN_NOTICE]
 
 
 def failure_events(events) -> list[tuple[str | None, str]]:
