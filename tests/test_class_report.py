@@ -11,6 +11,7 @@ import json
 import re
 import statistics
 import unicodedata
+from dataclasses import replace
 from pathlib import Path
 
 import nbformat
@@ -211,6 +212,36 @@ def test_folders_graded_before_cell_roles_were_recorded_are_mapped_again(class_d
             cell.metadata.pop(PLAN_KEY, None)
         nbformat.write(nb, path)
     assert pairs_in(class_dir) == {frozenset(("alice", "bob"))}
+
+
+LECTURE = """# Afficher quelques prédictions (code vu en cours)
+def afficher(images, titres, lignes=2, colonnes=5):
+    plt.figure(figsize=(2 * colonnes, 2 * lignes))
+    for i, (image, titre) in enumerate(zip(images, titres)):
+        plt.subplot(lignes, colonnes, i + 1)
+        plt.imshow(image.reshape(28, 28), cmap="gray_r")
+        plt.title(titre)
+        plt.axis("off")
+    plt.tight_layout()
+    plt.show()
+
+probabilites = model.predict(X_test[:10], verbose=0)
+afficher(X_test[:10], [f"prédit : {p.argmax()} ({p.max():.0%})" for p in probabilites])
+erreurs = np.where(probabilites.argmax(axis=1) != y_test[:10].argmax(axis=1))[0]
+print("Erreurs parmi les 10 premières images :", list(erreurs))
+"""
+
+
+def test_code_the_whole_class_writes_alike_flags_nobody(tmp_path):
+    """A snippet shown in class, pasted by everyone beside code of their own, is everyone's (MOSS's -m)."""
+    out = tmp_path / "out"
+    for i, personal in enumerate([HISTORY, SKLEARN_CONFUSION, CONFUSION, MISCLASSIFIED, Q4_LIST, Q4_FUNCTIONAL]):
+        write_submission(out, f"student{i}", notebook(added={"q4": [personal, LECTURE]}))
+    assert pairs_in(out) == set()
+    alone = replace(CONFIG, class_report=replace(CONFIG.class_report, copies=replace(
+        CONFIG.class_report.copies, common_min_class=100)))    # the same class, the rule switched off
+    codes = similarity.class_code(out, sorted(p.name for p in out.iterdir()), alone)
+    assert len(similarity.suspected_copies(codes, alone)) >= 10
 
 
 # --- roster and LMS exports -----------------------------------------------------------------------

@@ -63,19 +63,19 @@ def _fingerprint(code: str, settings: Copies, boilerplate) -> CodeFingerprint:
                            boilerplate=boilerplate, language=LANGUAGE, fp=io.StringIO(code))
 
 
-def _kgrams(code: str, k: int) -> set[int]:
+def _kgrams(code: str, k: int) -> tuple[str, list[int]]:
+    """The normalised code and the hash of each of its k-grams, in order."""
     filtered, _ = filter_code(code, "code.py", LANGUAGE)
-    return set(hashed_kgrams(filtered, k).tolist()) if len(filtered) >= k else set()
+    return filtered, hashed_kgrams(filtered, k).tolist() if len(filtered) >= k else []
 
 
 def own_length(code: str, k: int, reference: set[int]) -> int:
     """Characters of normalised code that no k-gram of the template or the solution covers."""
-    filtered, _ = filter_code(code, "code.py", LANGUAGE)
+    filtered, hashes = _kgrams(code, k)
     covered = np.zeros(len(filtered), dtype=bool)
-    if len(filtered) >= k:
-        for start, h in enumerate(hashed_kgrams(filtered, k).tolist()):
-            if h in reference:
-                covered[start:start + k] = True
+    for start, h in enumerate(hashes):
+        if h in reference:
+            covered[start:start + k] = True
     return int((~covered).sum())
 
 
@@ -85,7 +85,7 @@ def reference_hashes(config: Config) -> set[int]:
     for path in (config.student, config.master):
         for cell in nbformat.read(path, as_version=4).cells:
             if cell.cell_type == "code":
-                hashes |= _kgrams(cell.source, config.class_report.copies.noise)
+                hashes.update(_kgrams(cell.source, config.class_report.copies.noise)[1])
     return hashes
 
 
