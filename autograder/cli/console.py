@@ -6,6 +6,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ..runner.sandbox import describe_isolation
+
 console = Console(stderr=True)
 
 
@@ -37,3 +39,12 @@ def summary_table(config, reports) -> Table:
         scores = r.question_scores()
         table.add_row(r.submission, *(f"{scores[q]:g}" for q in config.question_ids), f"{r.score:g}", r.status)
     return table
+
+
+def sandbox_lines(reports) -> list[tuple[str, bool]]:
+    """How the batch's kernels were isolated (English) and whether that is reduced, once per distinct way."""
+    seen: dict[str, bool] = {}
+    for r in reports:
+        if r.sandbox:
+            seen.setdefault(describe_isolation(r.sandbox), bool(r.sandbox.get("reduced")))
+    return list(seen.items())

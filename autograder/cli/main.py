@@ -9,13 +9,14 @@ from pathlib import Path
 from rich.console import Console
 
 from ..core.config import DEFAULT_CONFIG, load_config
-from .console import RichProgress, console, summary_table
+from .console import RichProgress, console, sandbox_lines, summary_table
 from .reporting import read_roster, write_class_report
 
 
 def cmd_grade(args) -> int:
     from ..grading.grade import grade_batch
     from ..core.mnist_data import MnistError
+    from ..runner.canary import SandboxError
 
     config = load_config(args.config)
     missing = [p for p in args.paths if not Path(p).exists()]
@@ -33,15 +34,28 @@ def cmd_grade(args) -> int:
     except MnistError as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 2
+    except SandboxError as exc:      # the grader's fault, found by the canary: nothing graded, nothing written
+        console.print(f"error: {exc}", style="red", markup=False, soft_wrap=True)
+        return 2
     finally:
         if progress.task is not None:
             progress.stop()
     if not reports:
         console.print("[yellow]no notebook found in the given paths[/yellow]")
     Console().print(summary_table(config, reports))
+    for line, reduced in sandbox_lines(reports):
+        console.print(line, style="yellow" if reduced else None, markup=False, soft_wrap=True)
     console.print(f"Reports written to {args.out}/ (grades.csv, summary.json, <id>/results.json, feedback.html)")
     write_class_report(Path(args.out), config, roster)
     return 0
+
+
+def cmd_doctor(args) -> int:
+    from .doctor import doctor
+
+    lines, ok = doctor(load_config(args.config), Path(args.config))
+    print("\n".join(lines))
+    return 0 if ok else 1
 
 
 def cmd_report(args) -> int:
@@ -129,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("out", metavar="DIR", help="the --out folder of a grade run")
     rp.add_argument("--roster", default=None, help="CSV submission,identifier,name,email: missing students, LMS exports")
     rp.set_defaults(func=cmd_report)
+
+    dr = sub.add_parser("doctor", help="what this machine allows the sandbox, and which mechanism grading will use")
+    dr.set_defaults(func=cmd_doctor)
 
     r = sub.add_parser("release", help="write the student notebook from the master")
     r.add_argument("--out", default=None, help="folder (default: student_template/)")

@@ -78,6 +78,7 @@ class GradeReport:
     measurements: dict = field(default_factory=dict)   # per question: what the grader measured
     duration_s: float | None = None
     kernel_restarts: int = 0
+    sandbox: dict | None = None        # how the kernel was isolated (runner.sandbox.SandboxPolicy.isolation)
 
     @property
     def checks(self) -> tuple[CheckResult, ...]:
@@ -120,6 +121,8 @@ class GradeReport:
         if self.duration_s is not None:
             results["extra_data"] = {"measurements": self.measurements, "duration_s": self.duration_s,
                                      "kernel_restarts": self.kernel_restarts}
+            if self.sandbox is not None:
+                results["extra_data"]["sandbox"] = self.sandbox
         return results
 
     @classmethod
@@ -134,4 +137,5 @@ class GradeReport:
         return cls(data.get("submission", ""), Status(data.get("status", "ok")), questions,
                    tuple(Event(EventKind(e["kind"]), e.get("question"), e["message"]) for e in data.get("events", [])),
                    tuple(data.get("notes", [])), measurements=extra.get("measurements", {}),
-                   duration_s=extra.get("duration_s"), kernel_restarts=extra.get("kernel_restarts", 0))
+                   duration_s=extra.get("duration_s"), kernel_restarts=extra.get("kernel_restarts", 0),
+                   sandbox=extra.get("sandbox"))

@@ -40,6 +40,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -47,9 +48,10 @@ from enum import StrEnum
 from pathlib import Path
 
 import psutil
+from jupyter_core.paths import jupyter_runtime_dir
 
 from ..core import messages
-from ..core.config import Limits
+from ..core.config import Config, Limits
 from ..core.environment import kernel_env
 from .launch import Launcher
 
@@ -106,6 +108,14 @@ class FileView:
         hide = [h for h in hide if not any(o != h and _inside(h, o) and not any(
             _inside(h, k) and _inside(k, o) for k in kept) for o in hide)]
         return FileView(tuple(hide), ro, rw)
+
+
+def submission_view(config: Config, job_dirs, *, writable, mnist: Path) -> FileView:
+    """What a student's kernel may see: the project, temporary files, the submission's inbox and output folders and
+    Jupyter's runtime directory hidden; the venv and MNIST read-only; only ``writable`` (its work and capture
+    directories) writable.  The policy hides more (`SandboxPolicy.kernel_view`)."""
+    return FileView(hide=(str(config.root), tempfile.gettempdir(), *map(str, job_dirs), jupyter_runtime_dir()),
+                    read_only=(sys.prefix, str(mnist)), writable=tuple(map(str, writable)))
 
 
 def sys_base() -> str:
