@@ -48,3 +48,9 @@ def sandbox_lines(reports) -> list[tuple[str, bool]]:
         if r.sandbox:
             seen.setdefault(describe_isolation(r.sandbox), bool(r.sandbox.get("reduced")))
     return list(seen.items())
+
+
+def print_sandbox(reports) -> None:
+    """Under the grade table: how the kernels were isolated, in yellow when isolation is reduced."""
+    for line, reduced in sandbox_lines(reports):
+        console.print(line, style="yellow" if reduced else None, markup=False, soft_wrap=True)

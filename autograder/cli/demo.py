@@ -11,7 +11,8 @@ from ..core.config import Config
 from ..grading.grade import grade_batch
 from ..core.mnist_data import ensure_mnist
 from ..interop.release import release
-from .console import RichProgress, summary_table
+from ..runner.canary import SandboxError
+from .console import RichProgress, print_sandbox, summary_table
 from .reporting import write_class_report
 
 EXAMPLES = Path("assignments") / "keras_mnist" / "examples"
@@ -27,9 +28,13 @@ def run_demo(config: Config, out: Path, workers: int) -> int:
     try:
         reports = grade_batch([examples], out, config_path=config.root / "grading.toml", workers=workers,
                               progress=progress)
+    except SandboxError as exc:      # found by the canary: nothing graded, nothing written
+        console.print(f"error: {exc}", style="red", markup=False, soft_wrap=True)
+        return 2
     finally:
         progress.stop()
     console.print(summary_table(config, reports))
+    print_sandbox(reports)
     table = Table(title="Test accuracy measured by the grader (genuine 10,000 test images)")
     table.add_column("submission")
     for q in config.question_ids:

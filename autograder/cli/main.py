@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.console import Console
 
 from ..core.config import DEFAULT_CONFIG, load_config
-from .console import RichProgress, console, sandbox_lines, summary_table
+from .console import RichProgress, console, print_sandbox, summary_table
 from .reporting import read_roster, write_class_report
 
 
@@ -43,8 +43,7 @@ def cmd_grade(args) -> int:
     if not reports:
         console.print("[yellow]no notebook found in the given paths[/yellow]")
     Console().print(summary_table(config, reports))
-    for line, reduced in sandbox_lines(reports):
-        console.print(line, style="yellow" if reduced else None, markup=False, soft_wrap=True)
+    print_sandbox(reports)
     console.print(f"Reports written to {args.out}/ (grades.csv, summary.json, <id>/results.json, feedback.html)")
     write_class_report(Path(args.out), config, roster)
     return 0
