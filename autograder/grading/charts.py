@@ -14,6 +14,7 @@ import matplotlib
 from matplotlib.figure import Figure
 
 BLUE, RED, GREEN, GREY = "#1f6feb", "#cf222e", "#1a7f37", "#57606a"
+FAR_BELOW = 0.15   # the accuracy plot starts this far below the lowest threshold
 STYLE = {"font.size": 9, "axes.spines.top": False, "axes.spines.right": False, "svg.fonttype": "path",
          "svg.hashsalt": "autograder"}
 
@@ -68,15 +69,18 @@ def accuracy_strips(accuracies: dict[str, list[tuple[float, bool]]], thresholds:
     with matplotlib.rc_context(STYLE):
         fig = Figure(figsize=(9, 0.9 + 0.8 * len(accuracies)))
         axes = fig.subplots(len(accuracies), 1, squeeze=False, sharex=True)[:, 0]
-        values = [a for points in accuracies.values() for a, _ in points] + list(thresholds.values())
-        low = max(0.0, min(values, default=0.8) - 0.02)
+        # Far below every threshold nothing needs reading: such accuracies are drawn at the left edge, as ◀.
+        low = max(0.0, min(thresholds.values(), default=0.8) - FAR_BELOW)
         for ax, (q, points) in zip(axes, accuracies.items()):
             threshold = thresholds[q]
             jitter = [((i * 7) % 11 - 5) / 12 for i in range(len(points))]   # spread equal values, deterministically
-            honest = [(a, y) for (a, tainted), y in zip(points, jitter) if not tainted]
-            tainted = [(a, y) for (a, t), y in zip(points, jitter) if t]
+            honest = [(a, y) for (a, tainted), y in zip(points, jitter) if not tainted and a >= low]
+            tainted = [(max(a, low), y) for (a, t), y in zip(points, jitter) if t]
+            far = [y for (a, t), y in zip(points, jitter) if not t and a < low]
             ax.scatter([a for a, _ in honest], [y for _, y in honest], s=14, alpha=0.8,
                        color=[GREEN if a >= threshold else RED for a, _ in honest])
+            if far:
+                ax.scatter([low] * len(far), far, s=24, marker="<", color=RED, clip_on=False)
             if tainted:
                 ax.scatter([a for a, _ in tainted], [y for _, y in tainted], s=30, marker="x", color=RED,
                            label="entraîné avec des images de test")
