@@ -77,6 +77,20 @@ def snapshot(root: Path) -> dict:
             if p.is_file() and not SNAPSHOT_SKIP.intersection(p.relative_to(root).parts)}
 
 
+def q1_only_notebooks(where: Path, count: int) -> list[Path]:
+    """``count`` submissions answering q1 only (the rest left as released): seconds to grade each."""
+    import nbformat
+    from tests.corpus.build_corpus import Q1, build
+
+    where.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        path = where / f"q1_only_{i}.ipynb"
+        nbformat.write(build(path.stem, {"q1": Q1, "q2": None, "q3": None, "q4": None}, {}), path)
+        paths.append(path)
+    return paths
+
+
 ODD_NAME = "Élève Dupont.v2.final"
 HUGE_OUTPUT_BYTES = 100 * 2**20
 

@@ -16,12 +16,10 @@ import sys
 import textwrap
 import time
 
-import nbformat
 import psutil
 import pytest
 
-from tests.conftest import CELL_TIMEOUT, CORPUS, ROOT
-from tests.corpus.build_corpus import Q1, build
+from tests.conftest import CELL_TIMEOUT, CORPUS, ROOT, q1_only_notebooks
 
 SINGLE_DEFECT = ["solution", "batch_64", "epochs_3", "no_batchnorm", "no_hidden_layer", "sigmoid_output",
                  "trained_on_test", "undertrained"]
@@ -126,15 +124,6 @@ def test_runtime_accelerates_only_fits_it_cannot_change():
         assert on[name][2] == off[name][2], name                 # the same weights, accelerated or not
 
 
-def q1_only(tmp_path, count: int):
-    paths = []
-    for i in range(count):
-        path = tmp_path / f"q1_only_{i}.ipynb"
-        nbformat.write(build(path.stem, {"q1": Q1, "q2": None, "q3": None, "q4": None}, {}), path)
-        paths.append(path)
-    return paths
-
-
 def grading_workers(grader: psutil.Process) -> list[psutil.Process]:
     """The grader's worker processes that are running a kernel right now."""
     found = []
@@ -149,7 +138,7 @@ def grading_workers(grader: psutil.Process) -> list[psutil.Process]:
 
 
 def test_a_killed_grading_worker_costs_no_submission_its_grade(tmp_path):
-    paths = q1_only(tmp_path, 3)
+    paths = q1_only_notebooks(tmp_path, 3)
     out = tmp_path / "out"
     proc = grade(paths, out, "--workers", "2")
     grader = psutil.Process(proc.pid)

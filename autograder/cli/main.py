@@ -14,6 +14,7 @@ from .reporting import read_roster, write_class_report
 
 
 def cmd_grade(args) -> int:
+    from ..grading.cluster import ClusterError
     from ..grading.grade import grade_batch
     from ..core.mnist_data import MnistError
     from ..runner.canary import SandboxError
@@ -30,9 +31,10 @@ def cmd_grade(args) -> int:
     try:
         reports = grade_batch([Path(p) for p in args.paths], Path(args.out), config_path=args.config,
                               workers=args.workers, cell_timeout=args.cell_timeout, resume=args.resume,
-                              accelerate=args.accelerate, progress=progress)
-    except MnistError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+                              accelerate=args.accelerate, progress=progress, scheduler=args.scheduler,
+                              log=lambda line: console.print(line, style="red", markup=False, soft_wrap=True))
+    except (MnistError, ClusterError) as exc:
+        console.print(f"error: {exc}", style="red", markup=False, soft_wrap=True)
         return 2
     except SandboxError as exc:      # the grader's fault, found by the canary: nothing graded, nothing written
         console.print(f"error: {exc}", style="red", markup=False, soft_wrap=True)
@@ -129,7 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("grade", help="grade notebooks or folders of notebooks")
     g.add_argument("paths", nargs="+", help=".ipynb files or folders searched for them")
     g.add_argument("--out", required=True, help="output folder for the reports")
-    g.add_argument("--workers", type=int, default=1, help="submissions graded in parallel")
+    g.add_argument("--workers", type=int, default=1,
+                   help="submissions graded in parallel, on a local Dask cluster of that many processes")
+    g.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="grade on the Dask cluster at ADDRESS (e.g. tcp://10.0.0.5:8786) instead of this machine")
     g.add_argument("--cell-timeout", type=float, default=None, help="seconds per cell (default from grading.toml)")
     g.add_argument("--resume", action="store_true", help="keep submissions already graded in --out")
     g.add_argument("--no-accelerate", dest="accelerate", action="store_false",

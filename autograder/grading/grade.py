@@ -6,19 +6,14 @@ load → map cells → instrument → execute → score (clean process) → repo
 from __future__ import annotations
 
 import json
-import multiprocessing
 import shutil
-import sys
 import tempfile
 import time
 import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import nbformat
-from jupyter_core.paths import jupyter_runtime_dir
 
 from ..core import messages
 from ..core.config import Config, load_config
@@ -28,9 +23,11 @@ from ..core.results import GradeReport, Status
 from ..notebook.load import load_submission
 from ..notebook.plan import preamble_source
 from ..notebook.prepare import not_run_reasons, prepare
+from ..runner.canary import SandboxError, check_sandbox
 from ..runner.execute import execute
-from ..runner.sandbox import FileView, SandboxLauncher
+from ..runner.sandbox import SandboxLauncher, submission_view
 from ..runner.scoring import score
+from .cluster import WORKER_FILE, Task, connect, grade_on_cluster, worker_address
 from .intake import find_submissions
 from .report import build_results, executed_notebook, write_batch_reports, write_submission_reports
 
@@ -72,7 +69,7 @@ def grade_submission(job: Job) -> GradeReport:
     try:
         return _grade_notebook(config, job, sub)
     except Exception:  # our own bug: the batch goes on and the instructor sees why
-        return _grader_error(config, job, traceback.format_exc(), notes=sub.notes)
+        return _grader_error(config, job.submission_id, job.out_dir, traceback.format_exc(), notes=sub.notes)
 
 
 def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
@@ -81,22 +78,19 @@ def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
     # artifacts live in another directory, out of reach of `rm -rf ..`.
     with tempfile.TemporaryDirectory(prefix="autograder-") as tmp, \
             tempfile.TemporaryDirectory(prefix="autograder-capture-") as capture_root:
-        scratch = Path(tmp) / "work"
-        capture = Path(capture_root) / CAPTURE
+        # Real paths: the kernel must reach them without passing through a tree it does not see.
+        scratch = Path(tmp).resolve() / "work"
+        capture = Path(capture_root).resolve() / CAPTURE
         scratch.mkdir()
         prepared = prepare(sub.notebook, template,
                            preamble_source(job.mnist, capture, config.limits.seed, config.limits.threads,
                                            accelerate=job.accelerate))
         notes = list(sub.notes) + prepared.notes
         kernel_log = Path(tmp) / "kernel.log"
-        view = FileView(
-            hide=(str(config.root), tempfile.gettempdir(), str(job.path.parent), str(job.out_dir.parent),
-                  jupyter_runtime_dir()),
-            read_only=(sys.prefix, str(job.mnist)),
-            writable=(str(scratch), capture_root),
-        )
-        result = execute(prepared.steps, scratch, config.limits, kernel_log=kernel_log,
-                         launcher=SandboxLauncher(config.limits, view))
+        view = submission_view(config, (job.path.parent, job.out_dir.parent), writable=(scratch, capture.parent),
+                               mnist=job.mnist)
+        launcher = SandboxLauncher(config.limits, view)
+        result = execute(prepared.steps, scratch, config.limits, kernel_log=kernel_log, launcher=launcher)
         _keep_tail(kernel_log, job.out_dir / "kernel.log")
         failures = {e.question: e.message for e in result.events if e.question in result.failed_questions}
         failed = not_run_reasons(prepared.cell_map, config.question_ids, ran=result.ran_questions, failed=failures,
@@ -123,6 +117,7 @@ def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
     report = build_results(config, job.submission_id, result.status, scores.outcomes, events=result.events, notes=notes)
     report.measurements, report.duration_s = scores.measurements, round(result.duration, 1)
     report.kernel_restarts = result.restarts
+    report.sandbox = launcher.policy.isolation()
     executed = executed_notebook(sub.notebook, prepared.cell_map, outputs=result.outputs,
                                  counts=result.execution_counts, limit=config.limits.output_limit)
     write_submission_reports(job.out_dir, config, report, executed)
@@ -135,48 +130,13 @@ def _write_timings(out_dir: Path, seconds: dict[str, float]) -> None:
     write_atomic(out_dir / "timings.json", json.dumps({k: round(v, 3) for k, v in seconds.items()}, indent=1))
 
 
-def _pool_pass(jobs: list[Job], workers: int, finish, failed) -> list[Job]:
-    """Grade ``jobs`` in one pool of worker processes; return those lost when a worker died.
-
-    A dead worker breaks the whole `ProcessPoolExecutor`: every submission not yet finished
-    is lost with it, whichever worker held it."""
-    lost = []
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(grade_submission, job): job for job in jobs}
-        for fut in as_completed(futures):
-            try:
-                report = fut.result()
-            except BrokenProcessPool:
-                lost.append(futures[fut])
-                continue
-            except Exception:  # noqa: BLE001 - our own bug in the worker: that submission only
-                report = failed(futures[fut], traceback.format_exc())
-            finish(report)
-    return lost
-
-
-def _grade_in_pools(jobs: list[Job], workers: int, finish, failed) -> None:
-    """Grade in parallel, surviving workers that die: the submissions a broken pool lost are
-    graded again in a new pool; one lost twice is graded alone, and is a grader error only if
-    it takes that worker down too, so one submission never costs the others their grade."""
-    lost_before: set[str] = set()
-    while jobs:
-        lost = _pool_pass(jobs, workers, finish, failed)
-        alone = [job for job in lost if job.submission_id in lost_before]
-        lost_before |= {job.submission_id for job in lost}
-        jobs = [job for job in lost if job not in alone]
-        for job in alone:
-            if _pool_pass([job], 1, finish, failed):
-                finish(failed(job, "the grading worker process died grading this submission, alone, again\n"))
-
-
-def _grader_error(config: Config, job: Job, why: str, notes=()) -> GradeReport:
+def _grader_error(config: Config, submission_id: str, out_dir: Path, why: str, notes=()) -> GradeReport:
     """The report of a submission the grader itself failed on; ``why`` (English) for the instructor."""
-    job.out_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(job.out_dir / "grader_error.txt", why)
-    report = build_results(config, job.submission_id, Status.GRADER_ERROR, None, notes=notes,
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(out_dir / "grader_error.txt", why)
+    report = build_results(config, submission_id, Status.GRADER_ERROR, None, notes=notes,
                            failure=messages.GRADER_FAILURE)
-    write_submission_reports(job.out_dir, config, report, None)
+    write_submission_reports(out_dir, config, report, None)
     return report
 
 
@@ -185,6 +145,38 @@ def _keep_tail(source: Path, target: Path, limit: int = 50_000) -> None:
         with open(source, "rb") as fh:
             fh.seek(max(0, source.stat().st_size - limit))
             write_atomic(target, fh.read())
+
+
+def _task(job: Job) -> Task:
+    return Task(job.submission_id, job.path.name, None if job.intake_error else job.path.read_bytes(),
+                job.intake_error, job.cell_timeout, job.accelerate)
+
+
+def worker_canary() -> str | None:
+    """On a Dask worker: None when a kernel starts in this worker's sandbox, else why not (English)."""
+    config = load_config()
+    try:
+        with tempfile.TemporaryDirectory(prefix="autograder-canary-inbox-") as inbox:
+            check_sandbox(config, config.root / "grading.toml", [Path(inbox)], Path(inbox) / "out")
+    except SandboxError as exc:
+        return str(exc)
+    return None
+
+
+def grade_task(task: Task) -> dict[str, bytes]:
+    """On a Dask worker: grade one submission from its bytes, in temporary directories, with this
+    worker's own grader and MNIST copy; return the report files, by name."""
+    with tempfile.TemporaryDirectory(prefix="autograder-task-") as tmp:
+        inbox, out = Path(tmp) / "inbox", Path(tmp) / "out" / "submission"
+        inbox.mkdir()
+        path = inbox / task.filename
+        if task.data is not None:
+            path.write_bytes(task.data)
+        config_path = load_config().root / "grading.toml"
+        grade_submission(Job(path, task.submission_id, out, config_path, ensure_mnist().resolve(), task.cell_timeout,
+                             intake_error=task.intake_error, accelerate=task.accelerate))
+        files = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    return {**files, WORKER_FILE: worker_address().encode()}
 
 
 def load_report(out_dir: Path, config: Config) -> GradeReport | None:
@@ -199,19 +191,25 @@ def load_report(out_dir: Path, config: Config) -> GradeReport | None:
 
 def grade_batch(paths: list[Path], out: Path, *, config_path: Path | None = None, workers: int = 1,
                 cell_timeout: float | None = None, resume: bool = False, progress=None,
-                accelerate: bool = True) -> list[GradeReport]:
+                accelerate: bool = True, scheduler: str | None = None, log=print) -> list[GradeReport]:
+    """Grade every submission found in ``paths`` into ``out``: here with one worker, on a local Dask
+    cluster of ``workers`` processes, or on the Dask cluster at ``scheduler`` (cluster.py)."""
     config_path = Path(config_path) if config_path else load_config().root / "grading.toml"
     config = load_config(config_path)
+    if scheduler is None:   # on a cluster each worker runs its own canary (worker_canary)
+        check_sandbox(config, config_path, paths, out)      # a sandbox that cannot start stops here: nothing written
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="autograder-intake-") as extracted:   # removed even when grading raises
         found, ignored = find_submissions(paths, Path(extracted))
         return _grade_found(found, ignored, out=out, config=config, config_path=config_path, workers=workers,
-                            cell_timeout=cell_timeout, resume=resume, progress=progress, accelerate=accelerate)
+                            cell_timeout=cell_timeout, resume=resume, progress=progress, accelerate=accelerate,
+                            scheduler=scheduler, log=log)
 
 
 def _grade_found(found, ignored, *, out: Path, config: Config, config_path: Path, workers: int,
-                 cell_timeout: float | None, resume: bool, progress, accelerate: bool) -> list[GradeReport]:
-    mnist = ensure_mnist()
+                 cell_timeout: float | None, resume: bool, progress, accelerate: bool, scheduler: str | None,
+                 log) -> list[GradeReport]:
+    mnist = ensure_mnist().resolve()
     jobs = [Job(f.path, f.id, out / f.id, config_path, mnist, cell_timeout, intake_error=f.error,
                 accelerate=accelerate) for f in found]
     reports: list[GradeReport] = []
@@ -230,10 +228,14 @@ def _grade_found(found, ignored, *, out: Path, config: Config, config_path: Path
         if progress:
             progress.advance(report)
 
-    if workers <= 1:
+    if workers <= 1 and scheduler is None:
         for job in todo:
             finish(grade_submission(job))
     else:
-        _grade_in_pools(todo, workers, finish, lambda job, why: _grader_error(config, job, why))
+        with connect(scheduler, workers) as client:
+            grade_on_cluster([(_task(job), job.out_dir) for job in todo], run=grade_task, client=client, config=config,
+                             config_path=config_path, finish=finish, log=log,
+                             canary=worker_canary if scheduler is not None else None,
+                             failed=lambda task, out_dir, why: _grader_error(config, task.submission_id, out_dir, why))
     write_batch_reports(out, config, reports, [str(p) for p in ignored])
     return sorted(reports, key=lambda r: r.submission)
