@@ -15,6 +15,7 @@ import concurrent.futures
 import contextlib
 import hashlib
 import json
+import logging
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -98,7 +99,7 @@ def connect(scheduler: str | None, workers: int) -> Iterator[Client]:
         # Kernels and scoring processes are children of the worker: Dask's memory limit would not
         # see them, the sandbox's watchdog does.
         with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, memory_limit=0,
-                          dashboard_address=None) as cluster, Client(cluster) as client:
+                          dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
             yield client
         return
     try:
