@@ -277,9 +277,8 @@ class Mechanism(StrEnum):
 
 
 MECHANISM_TEXT = {
-    Mechanism.BWRAP_ROOT: "bubblewrap, grader running as root (the kernel runs as a uid of its own)",
-    Mechanism.UNSHARE_ROOT: "unshare and setpriv, grader running as root (bubblewrap is not installed: "
-                            "no PID namespace)",
+    Mechanism.BWRAP_ROOT: "bubblewrap, grader running as root",
+    Mechanism.UNSHARE_ROOT: "unshare, grader running as root (bubblewrap is not installed: no PID namespace)",
     Mechanism.BWRAP_USERNS: "bubblewrap in an unprivileged user namespace (the kernel keeps the grader's uid "
                             "inside namespaces of its own)",
     Mechanism.LIMITS_ONLY: "no namespace",
@@ -386,6 +385,8 @@ def describe_isolation(isolation: dict) -> str:
     """One English line for the instructor: the mechanism, and plainly when isolation is reduced."""
     mechanism = isolation.get("mechanism", "?")
     text = f"Sandbox: {MECHANISM_TEXT.get(mechanism, mechanism)}"
+    if isolation.get("own_uid"):
+        text += ", the kernel running as a uid of its own"
     if not isolation.get("reduced"):
         return text + "; network cut; project, inboxes, output folder and /tmp hidden."
     lost = [what for what, held in (("the network", isolation.get("network_cut")),
