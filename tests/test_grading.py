@@ -124,6 +124,8 @@ def test_batch_reports(graded):
     summary = json.loads((graded.out / "summary.json").read_text())
     assert summary["submissions"] == len(rows)
     assert any(p.endswith("notes.txt") for p in summary["ignored_files"])
+    # Every kernel of the batch ran under the same mechanism, the one each results.json names.
+    assert summary["sandbox"] == [graded.results("solution")["extra_data"]["sandbox"]]
     assert "Reports written" in graded.log
 
 

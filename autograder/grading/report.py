@@ -114,6 +114,9 @@ def write_batch_reports(out: Path, config: Config, reports: list[GradeReport], i
         "statuses": {s: sum(1 for r in reports if r.status == s) for s in sorted({r.status for r in reports})},
         "mean_score": round(sum(r.score for r in reports) / len(reports), 4) if reports else None,
         "ignored_files": ignored,
+        # How the kernels were isolated in this batch: one entry per distinct mechanism (SECURITY.md).
+        "sandbox": [json.loads(s) for s in sorted({json.dumps(r.sandbox, sort_keys=True) for r in reports
+                                                   if r.sandbox is not None})],
         "grades": {r.submission: {"score": r.score, "status": r.status} for r in reports},
     }
     write_atomic(out / "summary.json", json.dumps(summary, ensure_ascii=False, indent=1))
