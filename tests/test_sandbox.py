@@ -15,7 +15,8 @@ import pytest
 from autograder.core.config import Limits
 from autograder.runner import sandbox
 from autograder.runner.sandbox import (FileView, KernelUser, Mechanism, SandboxPolicy, Watchdog, bwrap_prefix,
-                                       describe_isolation, kernel_interpreter, kernel_prefix, namespaces_available)
+                                       SandboxLauncher, describe_isolation, kernel_interpreter, kernel_prefix,
+                                       namespaces_available)
 
 
 def test_watchdog_stops_and_joins_when_nothing_breaches():
@@ -514,3 +515,13 @@ def test_bubblewrap_gives_its_own_pids_shm_and_network(tmp_path, mechanism):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["pid", "2", "hidden-read-only", "shm-ok", "lo", "2", "processes"]
     assert (set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()) == before
+
+
+def test_kernel_environment_keeps_no_secret_of_the_grader(monkeypatch, tmp_path):
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s3cr3t")
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_s3cr3t")
+    monkeypatch.setenv("LC_ALL", "fr_FR.UTF-8")
+    env = SandboxLauncher(Limits(), None).env(tmp_path)
+    assert "s3cr3t" not in " ".join(env.values()) and "GITHUB_TOKEN" not in env
+    assert env["PATH"] == os.environ["PATH"] and env["LC_ALL"] == "fr_FR.UTF-8"
+    assert env["HOME"] == str(tmp_path) and env["OMP_NUM_THREADS"] == str(Limits().threads)

@@ -12,6 +12,9 @@ import os
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
                "TF_NUM_INTEROP_THREADS")
 ERRORS_ONLY, SILENT = "2", "3"     # TF_CPP_MIN_LOG_LEVEL: no info/warnings; nothing at all
+# What a grading kernel inherits of the grader's environment: where programs and libraries are,
+# and the locale.  Nothing else: a token or password in the instructor's shell stays there.
+KERNEL_INHERITS = ("PATH", "LD_LIBRARY_PATH", "LANG", "LANGUAGE", "TZ", "TERM")
 
 
 def process_env(tf_log_level: str, **extra: str) -> dict[str, str]:
@@ -20,10 +23,12 @@ def process_env(tf_log_level: str, **extra: str) -> dict[str, str]:
 
 
 def kernel_env(threads: int) -> dict[str, str]:
-    """A grading kernel's (`autograder grade`, otter): thread caps and hash seed make training reproducible."""
+    """A grading kernel's (`autograder grade`, otter): thread caps and hash seed make training reproducible.
+    Of the grader's own variables it keeps only ``KERNEL_INHERITS`` and the locale (``LC_*``)."""
+    kept = {k: v for k, v in os.environ.items() if k in KERNEL_INHERITS or k.startswith("LC_")}
     # ERRORS_ONLY: a kernel's TensorFlow errors stay in kernel.log for the instructor.
-    return process_env(ERRORS_ONLY, **{var: str(threads) for var in THREAD_VARS}, PYTHONHASHSEED="0",
-                       MPLBACKEND="agg", KERAS_BACKEND="tensorflow", PYTHONWARNINGS="ignore")
+    return dict(kept, TF_CPP_MIN_LOG_LEVEL=ERRORS_ONLY, **{var: str(threads) for var in THREAD_VARS},
+                PYTHONHASHSEED="0", MPLBACKEND="agg", KERAS_BACKEND="tensorflow", PYTHONWARNINGS="ignore")
 
 
 def scoring_env() -> dict[str, str]:
