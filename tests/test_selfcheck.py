@@ -15,7 +15,7 @@ import nbformat
 import pytest
 
 from autograder.core.mnist_data import ensure_mnist
-from autograder.student.selfcheck import HIDDEN_NOTICE
+from autograder.core.messages import HIDDEN_NOTICE
 from autograder.student.bundle import SCRIPT_NAME
 from tests.conftest import CONFIG, CORPUS, ROOT, secret_solution_lines
 from tests.corpus.build_corpus import CASES, Q1, build
