@@ -15,6 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 from distributed import Client
+from distributed.comm.core import CommClosedError
 
 from tests.conftest import CORPUS, ROOT, q1_only_notebooks
 from tests.test_acceleration import grade, outcome
@@ -56,15 +57,14 @@ class DaskCluster:
             return list(client.scheduler_info()["workers"])
 
     def busy_worker(self) -> psutil.Process | None:
-        """A worker process (a `dask worker`'s child) that is running a student's kernel right now."""
-        for nanny in self.procs[1:]:
+        """The process of a worker grading a submission right now (not running its canary)."""
+        with Client(self.address, timeout="30s") as client:
+            grading = [w for w, keys in client.processing().items() if any(k.startswith("grade-") for k in keys)]
             try:
-                for child in psutil.Process(nanny.pid).children():
-                    if any("ipykernel_launcher" in " ".join(p.cmdline()) for p in child.children(recursive=True)):
-                        return child
-            except psutil.Error:
-                pass
-        return None
+                pid = client.run(os.getpid, workers=grading[:1]).get(grading[0]) if grading else None
+            except (OSError, CommClosedError):     # a worker just killed, that the scheduler still lists
+                return None
+        return psutil.Process(pid) if pid else None
 
     def close(self):
         for proc in reversed(self.procs):

@@ -11,7 +11,8 @@ import pytest
 from autograder.core.config import load_config
 from autograder.notebook import plan
 from autograder.notebook.mapping import CellMap, PlannedCell, given_lines, map_cells, template_cells
-from autograder.notebook.plan import RUNTIME_MODULE, build_plan, preamble_source, runtime_source, should_run
+from autograder.notebook.plan import (RUNTIME_MODULE, STEPS_PER_EXECUTION, build_plan, preamble_source,
+                                      runtime_source, should_run)
 
 CONFIG = load_config()
 TEMPLATE = nbformat.read(CONFIG.student, as_version=4)
@@ -147,7 +148,7 @@ def test_given_lines_are_the_stripped_non_comment_lines():
 
 CONFIG_ARGS = dict(mnist_path="/data/d'x \"é\"/mnist.npz", capture_dir="/tmp/cap ture\\n", seed=42, threads=3)
 EXPECTED = {"mnist": "/data/d'x \"é\"/mnist.npz", "capture_dir": "/tmp/cap ture\\n", "seed": 42, "threads": 3,
-            "failed": {"q2": "la question n'a « pas » été complétée"}}
+            "steps_per_execution": STEPS_PER_EXECUTION, "failed": {"q2": "la question n'a « pas » été complétée"}}
 
 
 def test_preamble_compiles_and_carries_the_runtime_and_the_config():
@@ -181,6 +182,8 @@ def test_preamble_installs_the_runtime_as_a_module_and_leaves_the_namespace_clea
 def test_preamble_passes_booleans_and_none_through(monkeypatch):
     monkeypatch.setattr(plan, "runtime_source", lambda: STUB_RUNTIME)
     monkeypatch.setitem(sys.modules, RUNTIME_MODULE, None)
-    exec(compile(preamble_source("/m", "/c", 1, 1, public=True, limit=None), "<preamble>", "exec"), {})
+    exec(compile(preamble_source("/m", "/c", 1, 1, accelerate=False, public=True, limit=None), "<preamble>", "exec"),
+         {})
     assert sys.modules[RUNTIME_MODULE].CALLS == [
-        ("install", {"mnist": "/m", "capture_dir": "/c", "seed": 1, "threads": 1, "public": True, "limit": None})]
+        ("install", {"mnist": "/m", "capture_dir": "/c", "seed": 1, "threads": 1, "steps_per_execution": 0,
+                     "public": True, "limit": None})]     # accelerate=False: every fit as the student wrote it

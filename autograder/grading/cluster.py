@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dask
-from distributed import Client, LocalCluster, WorkerPlugin, as_completed, get_worker
+from distributed import Client, LocalCluster, WorkerPlugin, as_completed, get_worker, wait
 from distributed.comm.core import CommClosedError
 from distributed.scheduler import KilledWorker
 
@@ -35,6 +35,7 @@ from ..core.results import GradeReport
 RUBRIC = Path(__file__).resolve().parents[1] / "rubric"
 WORKER_FILE = ".worker"    # among a task's returned files: the worker that graded it
 CONNECT_TIMEOUT = "20s"
+CANARY_TIMEOUT = 300       # seconds for every worker to start its sandboxed test kernel
 
 
 class ClusterError(RuntimeError):
@@ -132,13 +133,28 @@ def matching_workers(client: Client, config_path: Path, log, canary=None) -> lis
         else:
             good.append(address)
     if good and canary is not None:
-        for address, failure in sorted(client.run(canary, workers=good).items()):
+        # A task, not client.run: the canary drives a kernel with its own event loop, which must not
+        # run on the worker's.
+        probes = {address: client.submit(canary, key=f"canary-{address}", workers=[address],
+                                         allow_other_workers=False, pure=False) for address in good}
+        wait(list(probes.values()), timeout=CANARY_TIMEOUT)     # a worker that died meanwhile never answers
+        for address, probe in probes.items():
+            failure = _canary_failure(probe)
             if failure is not None:
                 log(f"refusing Dask worker {address}: its sandbox cannot start a kernel: {failure}")
                 good.remove(address)
+            probe.cancel()
     if not good:
         raise ClusterError("no Dask worker can run this grader: nothing was graded")
     return good
+
+
+def _canary_failure(probe) -> str | None:
+    if probe.status == "finished":
+        return probe.result()
+    if probe.status == "error":
+        return f"{type(probe.exception()).__name__}: {probe.exception()}"
+    return f"no answer within {CANARY_TIMEOUT} s"
 
 
 def grade_on_cluster(tasks: list[tuple[Task, Path]], *, run: Callable[[Task], dict[str, bytes]], client: Client,
