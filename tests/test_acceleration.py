@@ -1,8 +1,9 @@
 """Acceleration changes no result, and a grading worker that dies costs no submission its grade.
 
 - The corpus graded by the suite (accelerated, the default) against the solution and the
-  single-defect notebooks graded again with `--no-accelerate`: the same check outcomes and the
-  same measured accuracies, digit for digit.
+  single-defect notebooks graded again with `--no-accelerate`: the same check outcomes, the
+  same measured accuracies, digit for digit, and the same outputs of the instructor's cells
+  (replayed from the memo when accelerated, run when not).
 - The runtime's `steps_per_execution` rule, in a plain process: which fits it accelerates, and
   that an accelerated fit leaves the same weights as the fit as written.
 - A grading worker killed while it grades: every submission still gets its grade.
@@ -10,15 +11,18 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import textwrap
 import time
 
+import nbformat
 import psutil
 import pytest
 
+from autograder.notebook.mapping import question_of
 from tests.conftest import CELL_TIMEOUT, CORPUS, ROOT, q1_only_notebooks
 
 SINGLE_DEFECT = ["solution", "batch_64", "epochs_3", "no_batchnorm", "no_hidden_layer", "sigmoid_output",
@@ -56,6 +60,22 @@ def test_acceleration_changes_no_check_and_no_measured_accuracy(graded, unaccele
     plain = outcome(json.loads((unaccelerated / name / "results.json").read_text()))
     assert accelerated == plain
     assert all(m[0] is not None for m in plain["measured"].values())      # accuracies were measured, not None twice
+
+
+def instructor_outputs(executed) -> list:
+    """The outputs of the cells before the first question: replayed from the memo when accelerated."""
+    cells = nbformat.read(executed, as_version=4).cells
+    first = next(i for i, c in enumerate(cells) if question_of(c))
+    shown = json.dumps([c.outputs for c in cells[:first] if c.cell_type == "code"], ensure_ascii=False)
+    return json.loads(re.sub(r" at 0x[0-9a-f]+>", " at 0x…>", shown))     # reprs name an address of that run
+
+
+@pytest.mark.parametrize("name", SINGLE_DEFECT)
+def test_replayed_instructor_cells_show_what_running_them_shows(graded, unaccelerated, name):
+    accelerated = instructor_outputs(graded.out / name / "executed.ipynb")
+    plain = instructor_outputs(unaccelerated / name / "executed.ipynb")
+    assert accelerated == plain
+    assert any("Précision : 0.8603" in o.get("text", "") for outputs in plain for o in outputs)
 
 
 RULE = textwrap.dedent("""

@@ -21,6 +21,7 @@ from ..core.files import write_atomic
 from ..core.mnist_data import ensure_mnist
 from ..core.results import GradeReport, Status
 from ..notebook.load import load_submission
+from ..notebook.memo import with_memo
 from ..notebook.plan import preamble_source
 from ..notebook.prepare import not_run_reasons, prepare
 from ..runner.canary import SandboxError, check_sandbox
@@ -29,6 +30,7 @@ from ..runner.sandbox import SandboxLauncher, submission_view
 from ..runner.scoring import score
 from .cluster import WORKER_FILE, Task, connect, grade_on_cluster, worker_address
 from .intake import find_submissions
+from .memo import prefix_memo
 from .report import build_results, executed_notebook, write_batch_reports, write_submission_reports
 
 CAPTURE = "capture"
@@ -86,11 +88,15 @@ def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
                            preamble_source(job.mnist, capture, config.limits.seed, config.limits.threads,
                                            accelerate=job.accelerate))
         notes = list(sub.notes) + prepared.notes
+        steps = prepared.steps
+        memo = prefix_memo(config, job.mnist) if job.accelerate else None
+        if memo is not None:
+            steps = with_memo(steps, memo, capture.parent)
         kernel_log = Path(tmp) / "kernel.log"
         view = submission_view(config, (job.path.parent, job.out_dir.parent), writable=(scratch, capture.parent),
                                mnist=job.mnist)
         launcher = SandboxLauncher(config.limits, view)
-        result = execute(prepared.steps, scratch, config.limits, kernel_log=kernel_log, launcher=launcher)
+        result = execute(steps, scratch, config.limits, kernel_log=kernel_log, launcher=launcher)
         _keep_tail(kernel_log, job.out_dir / "kernel.log")
         failures = {e.question: e.message for e in result.events if e.question in result.failed_questions}
         failed = not_run_reasons(prepared.cell_map, config.question_ids, ran=result.ran_questions, failed=failures,

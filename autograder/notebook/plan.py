@@ -24,7 +24,7 @@ STEPS_PER_EXECUTION = 128
 
 @dataclass(frozen=True)
 class Step:
-    kind: str                  # "preamble", "begin", "cell", "capture"
+    kind: str                  # "preamble", "begin", "cell", "capture"; "memo" only while recording (memo.py)
     source: str
     question: str | None = None
     cell: PlannedCell | None = None
@@ -58,7 +58,7 @@ def preamble_source(mnist_path: Path, capture_dir: Path, seed: int, threads: int
     ])
 
 
-def _call(fn: str, *args) -> str:
+def runtime_call(fn: str, *args) -> str:
     return f"__import__({RUNTIME_MODULE!r}).{fn}({', '.join(map(repr, args))})"
 
 
@@ -79,10 +79,10 @@ def build_plan(cell_map: CellMap, preamble: str) -> list[Step]:
         # added: a question is graded on the model its own cell works on.
         if c.question is not None and (c.question, c.exercise) != current:
             given = list(cell_map.given.get(c.question, ())) if c.exercise else []
-            steps.append(Step("begin", _call("begin", c.question, c.exercise, given), c.question))
+            steps.append(Step("begin", runtime_call("begin", c.question, c.exercise, given), c.question))
         current = (c.question, c.exercise)
         steps.append(Step("cell", c.source, c.question, c, i))
         if c.question is not None and last_of[c.question] == i:
-            steps.append(Step("capture", _call("capture", c.question), c.question))
+            steps.append(Step("capture", runtime_call("capture", c.question), c.question))
             current = None
     return steps

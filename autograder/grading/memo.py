@@ -1,0 +1,115 @@
+"""Record the instructor's first cells once per grading machine (notebook/memo.py replays them).
+
+The recording kernel runs the template alone, in the same sandbox as a student's, and its
+pickles are only ever loaded by grading kernels: the grader reads nothing but its JSON
+reports.  Recordings are kept beside the verified MNIST copy, under a key that changes with
+anything that could change what the cells compute (template, runtime, seed, threads,
+library versions), so a class pays for one recording, and later classes for none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+import nbformat
+
+from ..core.config import Config
+from ..core.files import write_atomic
+from ..notebook.memo import CellMemo, PrefixMemo, cell_key, instructor_prefix, recording_steps
+from ..notebook.plan import STEPS_PER_EXECUTION, preamble_source, runtime_source
+from ..notebook.prepare import prepare
+from ..runner.execute import execute
+from ..runner.sandbox import SandboxLauncher, submission_view
+
+MEMO_DIR = "memo"
+INDEX = "memo.json"
+LIBRARIES = ("numpy", "scipy", "scikit-learn", "keras", "tensorflow", "ipykernel", "matplotlib")
+_loaded: dict[Path, PrefixMemo | None] = {}     # one recording (or none) per process and key
+
+
+def prefix_memo(config: Config, mnist: Path, log=None) -> PrefixMemo | None:
+    """The memo for ``config``'s template, recorded now if this machine has none; None if no cell
+    could be recorded (everything then runs as written)."""
+    template = nbformat.read(config.student, as_version=4)
+    directory = Path(mnist).parent / MEMO_DIR / _key(config, template)
+    if directory not in _loaded:
+        _loaded[directory] = _read(directory) if (directory / INDEX).exists() else _record(config, template, mnist,
+                                                                                          directory, log)
+    return _loaded[directory]
+
+
+def _key(config: Config, template) -> str:
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    described = {"cells": [c.source for c in template.cells], "runtime": runtime_source(), "python": sys.version,
+                 "seed": config.limits.seed, "threads": config.limits.threads, "spe": STEPS_PER_EXECUTION,
+                 "versions": versions}
+    return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def _read(directory: Path) -> PrefixMemo | None:
+    index = json.loads((directory / INDEX).read_text())
+    cells = {c["key"]: CellMemo(c["key"], c["pickle"], tuple(map(tuple, c["streams"]))) for c in index["cells"]}
+    return PrefixMemo(directory, tuple(index["prefix"]), cells) if cells else None
+
+
+def _record(config: Config, template, mnist: Path, directory: Path, log) -> PrefixMemo | None:
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="autograder-memo-") as tmp, \
+            tempfile.TemporaryDirectory(prefix="staging-", dir=directory.parent) as staging:
+        work, out = Path(tmp).resolve() / "work", Path(tmp).resolve() / "memo"
+        work.mkdir()
+        out.mkdir()
+        steps = prepare(template, template, preamble_source(mnist, out / "capture", config.limits.seed,
+                                                            config.limits.threads)).steps
+        recording = recording_steps(steps, out)
+        view = submission_view(config, (), writable=(work, out), mnist=mnist)
+        result = execute(recording, work, config.limits, launcher=SandboxLauncher(config.limits, view))
+        if result.events or result.hidden_errors or result.restarts:
+            if log:
+                log(f"instructor cells not recorded: {[e.message for e in result.events] + result.hidden_errors}")
+            return None
+        cells = []
+        for i in instructor_prefix(steps):
+            cell = _recorded(steps[i], out, result.outputs.get(steps[i].position, []), Path(staging))
+            if cell is not None:
+                cells.append(cell)
+        index = {"prefix": [cell_key(steps[i]) for i in instructor_prefix(steps)],
+                 "cells": [{"key": c.key, "pickle": c.pickle, "streams": c.streams} for c in cells]}
+        write_atomic(Path(staging) / INDEX, json.dumps(index, indent=1, ensure_ascii=False))
+        _publish(Path(staging), directory)
+    return _read(directory)
+
+
+def _recorded(step, out: Path, outputs: list, staging: Path) -> CellMemo | None:
+    """The cell's memo if the kernel recorded it and all it showed was printed text."""
+    name = f"{step.position}.pkl"
+    report = out / (name + ".json")
+    if not report.exists() or json.loads(report.read_text()).get("refused") is not None:
+        return None
+    if any(o.get("output_type") != "stream" for o in outputs):
+        return None
+    shutil.copyfile(out / name, staging / name)
+    return CellMemo(cell_key(step), name, tuple((o["name"], o["text"]) for o in outputs))
+
+
+def _publish(staging: Path, directory: Path) -> None:
+    """Atomically; a grader recording the same key at the same time published the same thing first."""
+    try:
+        os.rename(staging, directory)
+        staging.mkdir()     # for TemporaryDirectory's cleanup
+    except OSError:
+        if not (directory / INDEX).exists():
+            raise
+
