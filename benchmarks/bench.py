@@ -3,7 +3,7 @@
 Prints, from one run: the floor (nbclient running the solution notebook's cells in a plain
 kernel, otter_ignore cells dropped, MNIST served locally, one thread); `autograder grade` on that
 one submission, accelerated and with --no-accelerate, with the stage breakdown the grader writes
-(timings.json); peak RSS per grading worker (its process, its kernel and its scoring process);
+(timings.json); peak RSS and PSS per grading worker (its process, its kernel and its scoring process);
 class throughput on a batch of corpus notebooks with 1 and 2 workers; each figure's ratio to the
 floor.  Figures go to stdout and to OUT/bench.json.
 
@@ -55,6 +55,7 @@ class Measured:
 
     def __init__(self, cmd: list[str]):
         self.peak_worker_rss = 0
+        self.peak_worker_pss = 0
         self.cpu_by_process: dict[tuple[int, float], float] = {}
         start = time.monotonic()
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -71,12 +72,16 @@ class Measured:
 
     def _watch(self, pid: int, stop: threading.Event) -> None:
         root = psutil.Process(pid)
+        tick = 0
         while not stop.wait(0.2):
+            tick += 1
             try:
                 workers = [c for c in root.children() if "spawn_main" in " ".join(c.cmdline())] or [root]
                 for worker in workers:
                     tree = [worker] + worker.children(recursive=True)
                     self.peak_worker_rss = max(self.peak_worker_rss, sum(_rss(p) for p in tree))
+                    if tick % 5 == 0:    # reading smaps costs more: once a second
+                        self.peak_worker_pss = max(self.peak_worker_pss, sum(_pss(p) for p in tree))
                 for proc in [root] + root.children(recursive=True):
                     with contextlib.suppress(psutil.Error):
                         times = proc.cpu_times()
@@ -89,6 +94,15 @@ def _rss(proc: psutil.Process) -> int:
     try:
         return proc.memory_info().rss
     except psutil.Error:
+        return 0
+
+
+def _pss(proc: psutil.Process) -> int:
+    """Proportional set size: a page the kernel and the scoring process share (TensorFlow's
+    libraries) counts half in each, where the sum of RSS counts it twice."""
+    try:
+        return proc.memory_full_info().pss
+    except (psutil.Error, AttributeError):
         return 0
 
 
@@ -121,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"{psutil.virtual_memory().total / 2**30:.0f} GiB, load average {os.getloadavg()[0]:.2f}", flush=True)
     figures: dict[str, dict] = {}
+    record_memo()
     base = floor(out)
     figures["floor: plain nbclient run of the solution"] = {"wall_s": base.wall, "cpu_s": base.cpu}
     print(f"\nfloor (plain nbclient run of the solution's cells): wall {base.wall:.1f} s, CPU {base.cpu:.1f} s",
@@ -129,14 +144,14 @@ def main(argv: list[str] | None = None) -> int:
     for accelerate in (True, False):
         label = "grade 1 submission" + ("" if accelerate else " --no-accelerate")
         m = grade(single, out / ("one" if accelerate else "one-plain"), 1, accelerate)
-        figures[label] = {"wall_s": m.wall, "cpu_s": m.cpu, "peak_worker_rss_gb": m.peak_worker_rss / 2**30,
+        figures[label] = {"wall_s": m.wall, "cpu_s": m.cpu, **_memory(m),
                           "stages_s": stages(out / ("one" if accelerate else "one-plain"))}
         _print(label, figures[label], base)
     batch = [CORPUS / f"{name}.ipynb" for name in CLASS[:args.batch]]
     for workers, accelerate in ((1, True), (2, True), (2, False)):
         label = f"class of {len(batch)}, {workers} worker(s)" + ("" if accelerate else " --no-accelerate")
         m = grade(batch, out / f"class-{workers}-{int(accelerate)}", workers, accelerate)
-        figures[label] = {"wall_s": m.wall, "cpu_s": m.cpu, "peak_worker_rss_gb": m.peak_worker_rss / 2**30,
+        figures[label] = {"wall_s": m.wall, "cpu_s": m.cpu, **_memory(m),
                           "per_hour": 3600 * len(batch) / m.wall, "cpu_per_submission_s": m.cpu / len(batch)}
         _print(label, figures[label], base, per=len(batch))
     (out / "bench.json").write_text(json.dumps(figures, indent=1))
@@ -144,10 +159,27 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _memory(m: Measured) -> dict[str, float]:
+    return {"peak_worker_rss_gb": m.peak_worker_rss / 2**30, "peak_worker_pss_gb": m.peak_worker_pss / 2**30}
+
+
+def record_memo() -> None:
+    """The instructor cells' recording is made once per machine and template (grading/memo.py),
+    here before anything is timed, so that every figure is what each submission costs."""
+    from autograder.core.config import load_config
+    from autograder.core.mnist_data import ensure_mnist
+    from autograder.grading.memo import prefix_memo
+
+    started = time.monotonic()
+    memo = prefix_memo(load_config(), ensure_mnist())
+    cells = ", ".join(sorted(k.split(":")[0] for k in memo.cells)) if memo else "none"
+    print(f"instructor cells replayed: {cells} (recording ready in {time.monotonic() - started:.1f} s)", flush=True)
+
+
 def _print(label: str, f: dict, base: Measured, per: int = 1) -> None:
     print(f"\n{label}: wall {f['wall_s']:.1f} s ({f['wall_s'] / per / base.wall:.2f}x floor per submission), "
           f"CPU {f['cpu_s']:.1f} s ({f['cpu_s'] / per / base.cpu:.2f}x floor per submission), "
-          f"peak RSS per worker {f['peak_worker_rss_gb']:.2f} GB", flush=True)
+          f"peak RSS per worker {f['peak_worker_rss_gb']:.2f} GB (PSS {f['peak_worker_pss_gb']:.2f} GB)", flush=True)
     if "per_hour" in f:
         print(f"  throughput {f['per_hour']:.0f} submissions/hour")
     for stage, seconds in f.get("stages_s", {}).items():

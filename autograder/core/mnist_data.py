@@ -195,3 +195,18 @@ def load_mnist(cache_dir: Path | None = None) -> Mnist:
         return from_cache(cache_dir)
     except MnistError:
         return from_cache(Path(ensure_mnist(cache_dir)).parent)
+
+
+_loaded: dict[Path, Mnist] = {}
+
+
+def shared_mnist(cache_dir: Path | None = None) -> Mnist:
+    """``load_mnist``, once per process: a warm scoring process keeps it, and what it derived from it,
+    from one submission to the next.  Read-only, so that nothing scoring one can change the next."""
+    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+    if cache_dir not in _loaded:
+        mnist = load_mnist(cache_dir)
+        for array in mnist.arrays().values():
+            array.flags.writeable = False
+        _loaded[cache_dir] = mnist
+    return _loaded[cache_dir]

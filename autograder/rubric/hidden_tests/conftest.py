@@ -7,7 +7,7 @@ import pytest
 
 from autograder.rubric.artifacts import load_question
 from autograder.core.config import load_config
-from autograder.core.mnist_data import load_mnist
+from autograder.core.mnist_data import shared_mnist
 
 
 def pytest_addoption(parser):
@@ -36,7 +36,7 @@ def artifacts(pytestconfig, config):
     capture = Path(pytestconfig.getoption("--capture-dir"))
     execution = pytestconfig.getoption("--execution")
     failed = json.loads(Path(execution).read_text()).get("failed", {}) if execution else {}
-    mnist = load_mnist()
+    mnist = shared_mnist()
     arts = {q: load_question(capture, q, mnist, failure=failed.get(q), contamination=config.contamination)
             for q in config.question_ids}
     out = pytestconfig.getoption("--measurements")
