@@ -1,4 +1,9 @@
-"""The scoring process: the warm one gives the outcomes of a fresh one, and is replaced when it dies."""
+"""The scoring process: the warm one gives the outcomes of a fresh one, and is replaced when it dies,
+between submissions or in the middle of one."""
+
+import json
+import os
+import threading
 
 from autograder.core.config import load_config
 from autograder.runner import scoring
@@ -23,3 +28,34 @@ def test_warm_scoring_gives_the_cold_outcomes_and_is_replaced_when_it_dies(tmp_p
     assert not any(o.passed for o in cold.outcomes.values())
     assert {o.message for n, o in cold.outcomes.items() if n.startswith("q2.")} != {""}
     assert "failed" in (tmp_path / "warm" / "scoring.log").read_text()     # pytest's report, in the submission's log
+
+
+def test_a_scoring_process_that_dies_in_the_middle_of_a_submission_is_replaced_by_a_cold_one(tmp_path):
+    """The warm process is blocked reading q1's call log (a named pipe) when it is killed; the
+    submission is then scored by a fresh process, with the outcomes a fresh process gives."""
+    config = load_config()
+    calls = {"meta": {"question": "q1", "errors": []}, "calls": []}
+    plain = tmp_path / "plain"
+    (plain / "q1").mkdir(parents=True)
+    (plain / "q1" / "calls.json").write_text(json.dumps(calls))
+    expected = score(config, plain, {}, tmp_path / "cold")
+
+    capture = tmp_path / "capture"
+    (capture / "q1").mkdir(parents=True)
+    pipe = capture / "q1" / "calls.json"
+    os.mkfifo(pipe)
+    got = {}
+    grading = threading.Thread(target=lambda: got.update(scores=score(config, capture, {}, tmp_path / "warm",
+                                                                      warm=True)))
+    grading.start()
+    with open(pipe, "w") as writer:       # returns once the warm process has opened the pipe to read it
+        pipe.unlink()
+        pipe.write_text(json.dumps(calls))
+        dying = scoring._server().proc
+        dying.kill()
+        dying.wait()
+        writer.close()
+    grading.join(timeout=300)
+    assert scoring._server().proc is None             # the dead process was let go; the next submission starts one
+    assert got["scores"].outcomes == expected.outcomes
+    assert not any(o.passed for n, o in expected.outcomes.items() if n.startswith("q1."))
