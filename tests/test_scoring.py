@@ -16,9 +16,11 @@ def test_warm_scoring_gives_the_cold_outcomes_and_is_replaced_when_it_dies(tmp_p
     capture.mkdir()
     failed = {"q2": "la question q2 n'a pas été complétée"}
     cold = score(config, capture, failed, tmp_path / "cold")
-    warm = score(config, capture, failed, tmp_path / "warm", warm=True)
+    scoring.warm_up()                     # as the grader does before running a kernel
     server = scoring._server()
     first = server.proc.pid
+    warm = score(config, capture, failed, tmp_path / "warm", warm=True)
+    assert server.proc.pid == first       # the process started ahead scored the submission
     server.proc.kill()
     server.proc.wait()
     again = score(config, capture, failed, tmp_path / "again", warm=True)

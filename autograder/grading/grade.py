@@ -27,7 +27,7 @@ from ..notebook.prepare import not_run_reasons, prepare
 from ..runner.canary import SandboxError, check_sandbox
 from ..runner.execute import execute
 from ..runner.sandbox import SandboxLauncher, submission_view
-from ..runner.scoring import score
+from ..runner.scoring import score, warm_up
 from .cluster import WORKER_FILE, Task, connect, grade_on_cluster, worker_address
 from .intake import find_submissions
 from .memo import prefix_memo
@@ -96,6 +96,8 @@ def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
         view = submission_view(config, (job.path.parent, job.out_dir.parent), writable=(scratch, capture.parent),
                                mnist=job.mnist)
         launcher = SandboxLauncher(config.limits, view)
+        if job.accelerate:
+            warm_up()     # the scoring process imports TensorFlow while the kernel runs
         result = execute(steps, scratch, config.limits, kernel_log=kernel_log, launcher=launcher)
         _keep_tail(kernel_log, job.out_dir / "kernel.log")
         failures = {e.question: e.message for e in result.events if e.question in result.failed_questions}

@@ -17,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,14 +116,19 @@ class ScoringServer:
         self.proc: subprocess.Popen | None = None
         self.served = 0
 
-    def run(self, argv: list[str], workdir: Path) -> int | None:
-        """The pytest session's return code, or None when the process died (the caller retries cold)."""
+    def start(self) -> None:
+        """A process ready for the next submission: started now (it imports while a kernel runs), unless
+        the one there is alive and not due for replacement."""
         if self.proc is None or self.proc.poll() is not None or self.served >= self.RECYCLE:
             self.close()
             self.proc = subprocess.Popen([sys.executable, "-m", "autograder.runner.scoring", "--serve"],
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                         text=True, env=scoring_env(), cwd=str(workdir))
+                                         text=True, env=scoring_env(), cwd=tempfile.gettempdir())
             self.served = 0
+
+    def run(self, argv: list[str], workdir: Path) -> int | None:
+        """The pytest session's return code, or None when the process died (the caller retries cold)."""
+        self.start()
         self.served += 1
         try:
             self.proc.stdin.write(json.dumps({"argv": argv, "cwd": str(workdir)}) + "\n")
@@ -147,6 +153,11 @@ class ScoringServer:
 
 
 _SERVERS: list[ScoringServer] = []
+
+
+def warm_up() -> None:
+    """Start this grading process's warm scoring process ahead of the submission it will score."""
+    _server().start()
 
 
 def _server() -> ScoringServer:
