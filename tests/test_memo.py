@@ -149,3 +149,17 @@ def test_the_templates_slow_cell_is_recorded_with_what_it_printed():
     assert "regression-lineaire" in cells
     assert "".join(text for _, text in cells["regression-lineaire"].streams).endswith("Précision : 0.8603\n")
     assert not {"installation", "reshape", "one-hot", "modele-keras"} & set(cells)   # quick: run as written
+
+
+def test_an_unreadable_recording_means_the_cells_run_as_written(tmp_path, monkeypatch):
+    import autograder.grading.memo as memo_module
+
+    mnist = tmp_path / "mnist.npz"
+    mnist.write_bytes(b"")
+    key = memo_module._key(CONFIG, TEMPLATE)
+    (tmp_path / "memo" / key).mkdir(parents=True)
+    (tmp_path / "memo" / key / "memo.json").write_text("{not json")
+    monkeypatch.setattr(memo_module, "_loaded", {})
+    logged = []
+    assert prefix_memo(CONFIG, mnist, log=logged.append) is None
+    assert logged and "not recorded" in logged[0]

@@ -40,8 +40,13 @@ def prefix_memo(config: Config, mnist: Path, log=None) -> PrefixMemo | None:
     template = nbformat.read(config.student, as_version=4)
     directory = Path(mnist).parent / MEMO_DIR / _key(config, template)
     if directory not in _loaded:
-        _loaded[directory] = _read(directory) if (directory / INDEX).exists() else _record(config, template, mnist,
-                                                                                          directory, log)
+        try:
+            _loaded[directory] = _read(directory) if (directory / INDEX).exists() else _record(config, template, mnist,
+                                                                                              directory, log)
+        except (OSError, ValueError, KeyError, TypeError) as exc:   # an aid, never a reason not to grade
+            if log:
+                log(f"instructor cells not recorded: {exc!r}")
+            _loaded[directory] = None
     return _loaded[directory]
 
 
