@@ -78,6 +78,7 @@ def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
     template = nbformat.read(config.student, as_version=4)
     # The kernel's working directory holds nothing but what it writes itself; the captured
     # artifacts live in another directory, out of reach of `rm -rf ..`.
+    result_log: list[str] = []     # the grader's own troubles with this submission, for grader_log.txt
     with tempfile.TemporaryDirectory(prefix="autograder-") as tmp, \
             tempfile.TemporaryDirectory(prefix="autograder-capture-") as capture_root:
         # Real paths: the kernel must reach them without passing through a tree it does not see.
@@ -89,7 +90,7 @@ def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
                                            accelerate=job.accelerate))
         notes = list(sub.notes) + prepared.notes
         steps = prepared.steps
-        memo = prefix_memo(config, job.mnist) if job.accelerate else None
+        memo = prefix_memo(config, job.mnist, log=result_log.append) if job.accelerate else None
         if memo is not None:
             steps = with_memo(steps, memo, capture.parent)
         kernel_log = Path(tmp) / "kernel.log"
@@ -113,7 +114,8 @@ def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
             if log.exists():
                 shutil.copy(log, job.out_dir / "scoring.log")
     # The instructor's log: hidden steps that failed, and checks the grader itself could not run.
-    log = result.hidden_errors + [f"check {n}: {o.internal}" for n, o in scores.outcomes.items() if o.internal]
+    log = result_log + result.hidden_errors + [f"check {n}: {o.internal}"
+                                               for n, o in scores.outcomes.items() if o.internal]
     if log:
         write_atomic(job.out_dir / "grader_log.txt", "\n".join(log) + "\n")
     for q, measured in scores.measurements.items():
