@@ -163,3 +163,15 @@ def test_an_unreadable_recording_means_the_cells_run_as_written(tmp_path, monkey
     logged = []
     assert prefix_memo(CONFIG, mnist, log=logged.append) is None
     assert logged and "not recorded" in logged[0]
+
+
+def test_a_grader_that_may_not_write_beside_mnist_records_in_its_own_cache(tmp_path, monkeypatch):
+    import autograder.grading.memo as memo_module
+
+    shared = tmp_path / "cache" / "memo" / "key"
+    assert memo_module._directory(shared) == shared                  # root, or whoever owns the cache
+    monkeypatch.setattr(memo_module.os, "access", lambda path, mode: False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert memo_module._directory(shared) == tmp_path / "home" / ".cache" / "keras-mnist-autograder" / "memo" / "key"
+    monkeypatch.setattr(memo_module.os, "access", lambda path, mode: mode == os.R_OK)
+    assert memo_module._directory(shared) == shared                  # a recording made by root, readable
