@@ -166,12 +166,15 @@ def _memory(m: Measured) -> dict[str, float]:
 def record_memo() -> None:
     """The instructor cells' recording is made once per machine and template (grading/memo.py),
     here before anything is timed, so that every figure is what each submission costs."""
+    import nbformat
+
     from autograder.core.config import load_config
     from autograder.core.mnist_data import ensure_mnist
     from autograder.grading.memo import prefix_memo
 
     started = time.monotonic()
-    memo = prefix_memo(load_config(), ensure_mnist())
+    config = load_config()
+    memo = prefix_memo(config, nbformat.read(config.student, as_version=4), ensure_mnist())
     cells = ", ".join(sorted(k.split(":")[0] for k in memo.cells)) if memo else "none"
     print(f"instructor cells replayed: {cells} (recording ready in {time.monotonic() - started:.1f} s)", flush=True)
 

@@ -202,3 +202,16 @@ def test_dict_input_is_read_through_its_array(runs, mnist):
 def fit_raw(runs, question):
     calls = json.loads((runs[0] / question / "calls.json").read_text())["calls"]
     return next(c for c in calls if c["kind"] == "fit")
+
+
+def test_rows_are_hashed_once_per_array_and_always_for_data_without_a_digest():
+    from autograder.kernel import runtime as rt
+
+    first, second = np.arange(12.0).reshape(3, 4), np.arange(12.0, 24.0).reshape(3, 4)
+    entries = [{"x": info, "model": 0} for info in (rt._array_info(first), rt._array_info(first),
+                                                    {"kind": "tf.data"}, {"kind": "tf.data"})]
+    for entry, rows in zip(entries, (first, first, first, second)):
+        rt._fingerprint_training(entry, rows)
+    assert entries[0]["row_hashes"] is entries[1]["row_hashes"] == rt.row_hashes(first)   # one array: hashed once
+    assert entries[2]["row_hashes"] == rt.row_hashes(first)
+    assert entries[3]["row_hashes"] == rt.row_hashes(second)     # another dataset: its own rows

@@ -144,7 +144,7 @@ def test_recorded_cells_are_replayed_behind_the_same_prefix_only(tmp_path):
 
 
 def test_the_templates_slow_cell_is_recorded_with_what_it_printed():
-    memo = prefix_memo(CONFIG, ensure_mnist(log=lambda m: None))    # recorded by the corpus run, or now
+    memo = prefix_memo(CONFIG, TEMPLATE, ensure_mnist(log=lambda m: None))    # recorded by the corpus run, or now
     cells = {key.split(":")[0]: cell for key, cell in memo.cells.items()}
     assert "regression-lineaire" in cells
     assert "".join(text for _, text in cells["regression-lineaire"].streams).endswith("Précision : 0.8603\n")
@@ -161,7 +161,7 @@ def test_an_unreadable_recording_means_the_cells_run_as_written(tmp_path, monkey
     (tmp_path / "memo" / key / "memo.json").write_text("{not json")
     monkeypatch.setattr(memo_module, "_loaded", {})
     logged = []
-    assert prefix_memo(CONFIG, mnist, log=logged.append) is None
+    assert prefix_memo(CONFIG, TEMPLATE, mnist, log=logged.append) is None
     assert logged and "not recorded" in logged[0]
 
 

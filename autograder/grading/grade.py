@@ -90,7 +90,7 @@ def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
                                            accelerate=job.accelerate))
         notes = list(sub.notes) + prepared.notes
         steps = prepared.steps
-        memo = prefix_memo(config, job.mnist, log=result_log.append) if job.accelerate else None
+        memo = prefix_memo(config, template, job.mnist, log=result_log.append) if job.accelerate else None
         if memo is not None:
             steps = with_memo(steps, memo, capture.parent)
         kernel_log = Path(tmp) / "kernel.log"

@@ -18,8 +18,6 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 
-import nbformat
-
 from ..core.config import Config
 from ..core.files import write_atomic
 from ..notebook.memo import CellMemo, PrefixMemo, cell_key, instructor_prefix, recording_steps
@@ -34,10 +32,9 @@ LIBRARIES = ("numpy", "scipy", "scikit-learn", "keras", "tensorflow", "ipykernel
 _loaded: dict[Path, PrefixMemo | None] = {}     # one recording (or none) per process and key
 
 
-def prefix_memo(config: Config, mnist: Path, log=None) -> PrefixMemo | None:
-    """The memo for ``config``'s template, recorded now if this machine has none; None if no cell
-    could be recorded (everything then runs as written)."""
-    template = nbformat.read(config.student, as_version=4)
+def prefix_memo(config: Config, template, mnist: Path, log=None) -> PrefixMemo | None:
+    """The memo for ``config``'s released ``template``, recorded now if this machine has none; None if
+    no cell could be recorded (everything then runs as written)."""
     directory = _directory(Path(mnist).parent / MEMO_DIR / _key(config, template))
     if directory not in _loaded:
         try:

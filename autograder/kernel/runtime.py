@@ -110,13 +110,8 @@ def project_rows(arr):
 
 def _fingerprint_training(entry, rows):
     """What the scoring process needs to tell which training rows are test images."""
-    key = entry["x"].get("sha256")
-    known = _state["row_hashes"]
-    if key not in known:      # the same training array fitted again (q2, q3, q4): hashed once
-        if len(known) >= KEPT_ROW_HASHES:
-            del known[next(iter(known))]
-        known[key] = row_hashes(rows)
-    entry["row_hashes"] = known[key]
+    key = entry["x"].get("sha256")     # None for rows read from a dataset: nothing to know them by
+    entry["row_hashes"] = _row_hashes_of(key, rows) if key else row_hashes(rows)
     if key and key not in _state["projections"]:
         projected = project_rows(rows)
         if projected is not None:
@@ -124,6 +119,16 @@ def _fingerprint_training(entry, rows):
     if key in _state["projections"]:
         entry["projection"] = key
     _state["fit_heads"][entry["model"]] = np.array(rows[:HEAD_ROWS], copy=True)
+
+
+def _row_hashes_of(key, rows):
+    """The same training array fitted again (q2, q3, q4 share one) is hashed once."""
+    known = _state["row_hashes"]
+    if key not in known:
+        if len(known) >= KEPT_ROW_HASHES:
+            del known[next(iter(known))]
+        known[key] = row_hashes(rows)
+    return known[key]
 
 
 def _array_info(arr, kind="array"):
@@ -769,7 +774,7 @@ def _visible():
 def _digest(value):
     """Identity and content; Keras and TensorFlow objects by identity only (pickling them saves models)."""
     if isinstance(value, np.ndarray) and value.dtype != object:
-        return id(value), value.dtype.str, value.shape, hashlib.sha256(np.ascontiguousarray(value).tobytes()).digest()
+        return id(value), value.dtype.str, value.shape, _sha256(value)
     if type(value).__module__.split(".")[0] in ("keras", "tensorflow", "tf_keras"):
         return id(value), None
     try:
