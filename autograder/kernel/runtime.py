@@ -137,11 +137,12 @@ def _array_info(arr, kind="array"):
         "n": int(arr.shape[0]) if arr.ndim else None,
         "shape": list(arr.shape),
         "dtype": str(arr.dtype),
-        "sha256": _sha256(arr),
+        "sha256": array_sha256(arr),
     }
 
 
-def _sha256(arr):
+def array_sha256(arr):
+    """The SHA-256 of an array's bytes in C order (the scoring process keys its caches on it too)."""
     contiguous = np.ascontiguousarray(arr)
     try:
         return hashlib.sha256(contiguous.data).hexdigest()     # without a copy of the bytes
@@ -774,7 +775,7 @@ def _visible():
 def _digest(value):
     """Identity and content; Keras and TensorFlow objects by identity only (pickling them saves models)."""
     if isinstance(value, np.ndarray) and value.dtype != object:
-        return id(value), value.dtype.str, value.shape, _sha256(value)
+        return id(value), value.dtype.str, value.shape, array_sha256(value)
     if type(value).__module__.split(".")[0] in ("keras", "tensorflow", "tf_keras"):
         return id(value), None
     try:

@@ -7,7 +7,6 @@ Nothing the notebook printed or computed about itself is trusted.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import zipfile
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ import numpy as np
 from ..core import messages
 from ..core.config import Contamination
 from ..core.mnist_data import Mnist
-from ..kernel.runtime import row_hashes
+from ..kernel.runtime import array_sha256, row_hashes
 from .inputs import InputSpace, exact_test_rows, fit_input_space
 
 KERAS_DEFAULT_BATCH_SIZE = 32
@@ -189,8 +188,7 @@ _kept = _Kept()
 
 
 def _digest(arr: np.ndarray) -> tuple:
-    arr = np.ascontiguousarray(arr)
-    return arr.dtype.str, arr.shape, hashlib.blake2b(arr.tobytes(), digest_size=16).hexdigest()
+    return arr.dtype.str, arr.shape, array_sha256(arr)
 
 
 def _test_set_in(space: InputSpace, mnist: Mnist) -> np.ndarray:
