@@ -221,6 +221,7 @@ def test_the_kernel_reads_writes_and_sees_nothing_it_should_not(runs, mode, mech
     results = run.results()
     assert results["extra_data"]["sandbox"]["mechanism"] == mechanism
     assert results["extra_data"]["sandbox"]["reduced"] is False
+    assert results["extra_data"]["sandbox"]["forked"] is True      # its kernels came from the fork server
     snoop = run.snoop()
     assert snoop["read"] == [], snoop
     assert all(entries == [] for entries in snoop["listed"].values()), snoop["listed"]
@@ -249,6 +250,7 @@ def test_without_user_namespaces_grading_works_with_the_limits_and_says_isolatio
     results = run.results()
     sandbox = results["extra_data"]["sandbox"]
     assert sandbox["mechanism"] == Mechanism.LIMITS_ONLY and sandbox["reduced"] is True
+    assert sandbox["forked"] is False       # no PID namespace: each kernel launched on its own
     assert sandbox["reason"].startswith("bwrap-userns: bwrap: "), sandbox       # bubblewrap's own words
     assert "Sandbox: no namespace. Isolation is reduced (" in run.log
     assert "the kernel can reach the network and every file the grader's user can read" in run.log

@@ -10,6 +10,7 @@ import shutil
 import tempfile
 import time
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -26,7 +27,8 @@ from ..notebook.plan import preamble_source
 from ..notebook.prepare import not_run_reasons, prepare
 from ..runner.canary import SandboxError, check_sandbox
 from ..runner.execute import execute
-from ..runner.sandbox import SandboxLauncher, submission_view
+from ..runner.forked import ForkedLauncher, ForkServerError, KernelForkServer, fork_server
+from ..runner.sandbox import SandboxLauncher, SandboxPolicy, submission_view
 from ..runner.scoring import score, warm_up
 from .cluster import WORKER_FILE, Task, connect, grade_on_cluster, worker_address
 from .intake import find_submissions
@@ -76,15 +78,13 @@ def grade_submission(job: Job) -> GradeReport:
 
 def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
     template = nbformat.read(config.student, as_version=4)
-    # The kernel's working directory holds nothing but what it writes itself; the captured
-    # artifacts live in another directory, out of reach of `rm -rf ..`.
     result_log: list[str] = []     # the grader's own troubles with this submission, for grader_log.txt
+    view = submission_view(config, (job.path.parent, job.out_dir.parent), writable=(), mnist=job.mnist)
+    policy = SandboxPolicy.detect(config.limits)
+    server = fork_server(policy, view, config.limits, log=result_log.append) if job.accelerate else None
     with tempfile.TemporaryDirectory(prefix="autograder-") as tmp, \
-            tempfile.TemporaryDirectory(prefix="autograder-capture-") as capture_root:
-        # Real paths: the kernel must reach them without passing through a tree it does not see.
-        scratch = Path(tmp).resolve() / "work"
-        capture = Path(capture_root).resolve() / CAPTURE
-        scratch.mkdir()
+            _workspace(server, result_log.append) as (scratch, capture_root):
+        capture = capture_root / CAPTURE
         prepared = prepare(sub.notebook, template,
                            preamble_source(job.mnist, capture, config.limits.seed, config.limits.threads,
                                            accelerate=job.accelerate))
@@ -92,14 +92,16 @@ def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
         steps = prepared.steps
         memo = prefix_memo(config, template, job.mnist, log=result_log.append) if job.accelerate else None
         if memo is not None:
-            steps = with_memo(steps, memo, capture.parent)
+            steps = with_memo(steps, memo, capture_root)
         kernel_log = Path(tmp) / "kernel.log"
-        view = submission_view(config, (job.path.parent, job.out_dir.parent), writable=(scratch, capture.parent),
-                               mnist=job.mnist)
-        launcher = SandboxLauncher(config.limits, view)
+        view = replace(view, writable=(str(scratch), str(capture_root)))
+        launcher = ForkedLauncher(config.limits, view, server) if server else SandboxLauncher(config.limits, view,
+                                                                                               policy)
         if job.accelerate:
             warm_up()     # the scoring process imports TensorFlow while the kernel runs
         result = execute(steps, scratch, config.limits, kernel_log=kernel_log, launcher=launcher)
+        if server is not None:
+            _stop_kernels(server, result_log.append)
         _keep_tail(kernel_log, job.out_dir / "kernel.log")
         failures = {e.question: e.message for e in result.events if e.question in result.failed_questions}
         failed = not_run_reasons(prepared.cell_map, config.question_ids, ran=result.ran_questions, failed=failures,
@@ -127,12 +129,42 @@ def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
     report = build_results(config, job.submission_id, result.status, scores.outcomes, events=result.events, notes=notes)
     report.measurements, report.duration_s = scores.measurements, round(result.duration, 1)
     report.kernel_restarts = result.restarts
-    report.sandbox = launcher.policy.isolation()
+    report.sandbox = dict(launcher.policy.isolation(), forked=server is not None)   # from the fork server
     executed = executed_notebook(sub.notebook, prepared.cell_map, outputs=result.outputs,
                                  counts=result.execution_counts, limit=config.limits.output_limit)
     write_submission_reports(job.out_dir, config, report, executed)
     _write_timings(job.out_dir, result.seconds)
     return report
+
+
+@contextmanager
+def _workspace(server: KernelForkServer | None, log):
+    """The kernel's working directory and the directory its captures go to: the fork server's slot, emptied
+    afterwards, or fresh temporary directories.  The working directory holds nothing but what the kernel writes;
+    the captures live elsewhere, out of reach of `rm -rf ..`.  Real paths: the kernel must reach them without
+    passing through a tree it does not see."""
+    if server is not None:
+        try:
+            yield server.work, server.capture
+        finally:
+            try:
+                server.clear()
+            except (OSError, ForkServerError) as exc:
+                log(f"kernel fork server: {exc}; a new one will start")
+        return
+    with tempfile.TemporaryDirectory(prefix="autograder-") as tmp, \
+            tempfile.TemporaryDirectory(prefix="autograder-capture-") as capture_root:
+        scratch = Path(tmp).resolve() / "work"
+        scratch.mkdir()
+        yield scratch, Path(capture_root).resolve()
+
+
+def _stop_kernels(server: KernelForkServer, log) -> None:
+    """Nothing the kernels started may still run while their captures are scored."""
+    try:
+        server.stop_kernels()
+    except ForkServerError as exc:
+        log(f"kernel fork server: {exc}; its namespace was killed")
 
 
 def _write_timings(out_dir: Path, seconds: dict[str, float]) -> None:

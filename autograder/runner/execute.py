@@ -67,7 +67,7 @@ class Runner:
         self.nb.cells = [nbformat.v4.new_code_cell(s.source) for s in steps]
         self.skipped: set[int] = set()       # step indexes never to run (again)
         self.last_reply: dict = {}
-        self._specs = tempfile.TemporaryDirectory(prefix="autograder-kernelspec-")
+        self._specs = tempfile.TemporaryDirectory(prefix="autograder-kernelspec-", dir=self.launcher.scratch_root())
         self.deadline = 0.0
         self.watchdog: Watcher | None = None
 
@@ -78,6 +78,7 @@ class Runner:
         ksm = KernelSpecManager(kernel_dirs=dirs) if dirs is not None else KernelSpecManager()
         # nbclient drives the kernel asynchronously: a blocking manager would hang on timeouts.
         km = AsyncKernelManager(kernel_name=self.launcher.kernel_name, kernel_spec_manager=ksm)
+        km.provisioner = self.launcher.provisioner(km)
         # Kept beside the kernelspec, not in Jupyter's shared runtime directory (hidden from kernels).
         km.connection_file = str(scratch / f"connection-{os.getpid()}-{time.monotonic_ns()}.json")
         ipc = self.launcher.ipc_path(scratch)

@@ -46,6 +46,14 @@ class Launcher:
     def watch(self, pid: int) -> Watcher | None:
         return None
 
+    def scratch_root(self) -> Path | None:
+        """Where the kernelspec, connection file and sockets go (a fresh directory inside), None: the system's."""
+        return None
+
+    def provisioner(self, km):
+        """The Jupyter provisioner that starts ``km``'s kernel; None: Jupyter's own, launching the kernelspec."""
+        return None
+
     def log(self, kernel_log: Path | None):
         """Where the kernel's own stdout and stderr go."""
         return open(kernel_log, "ab") if kernel_log else subprocess.DEVNULL

@@ -1,0 +1,137 @@
+"""The kernel fork server (runner/forked.py, kernel/forkserver.py), run for real: kernels forked in the grader's
+sandbox see nothing of the submission graded before theirs, cannot reach the server, and a server that dies or
+does not answer is replaced without losing a kernel.  That forked kernels grade exactly like launched ones is
+shown by tests/test_acceleration.py (the corpus graded with and without acceleration)."""
+
+import time
+from dataclasses import replace
+
+import pytest
+
+from autograder.core.config import load_config
+from autograder.core.mnist_data import ensure_mnist
+from autograder.core.results import EventKind
+from autograder.notebook.plan import Step
+from autograder.runner.execute import execute
+from autograder.runner.forked import ForkedLauncher, ForkServerError, close_servers, fork_server
+from autograder.runner.sandbox import SandboxPolicy, submission_view
+
+CONFIG = load_config()
+LIMITS = replace(CONFIG.limits, cell_timeout=30)
+POLICY = SandboxPolicy.detect(LIMITS)
+pytestmark = pytest.mark.skipif(not POLICY.pid_namespace or not POLICY.files_hidden,
+                                reason="kernels are forked only in a sandbox with a PID namespace")
+
+
+@pytest.fixture(scope="module")
+def view():
+    yield submission_view(CONFIG, (), writable=(), mnist=ensure_mnist().resolve())
+    close_servers()
+
+
+def run_cells(view, server, *sources):
+    """The cells in one forked kernel, as a submission's would run; each cell's printed text."""
+    steps = [Step("cell", source, position=i) for i, source in enumerate(sources)]
+    launcher = ForkedLauncher(LIMITS, replace(view, writable=(str(server.work), str(server.capture))), server)
+    result = execute(steps, server.work, LIMITS, launcher=launcher)
+    texts = ["".join(o.get("text", "") for o in result.outputs[i] if o.get("name") == "stdout")
+             for i in range(len(sources))]
+    return result, texts
+
+
+def finish(server):
+    """What the grader does after each submission: stop the kernels, score, empty the slot."""
+    server.stop_kernels()
+    server.clear()
+
+
+DAEMON = """
+import subprocess
+open('/dev/shm/left', 'w').write('A')
+open('notes.txt', 'w').write('A')
+subprocess.Popen(['/bin/sh', '-c', 'while true; do echo x >> {capture}/beat; sleep 0.05; done'],
+                 start_new_session=True)
+print('started')
+"""
+
+def beat_stopped(server) -> bool:
+    """Whether DAEMON's detached loop stopped writing."""
+    beat = server.capture / "beat"
+    size = beat.stat().st_size
+    time.sleep(0.3)
+    return beat.stat().st_size == size
+
+
+LOOK = """
+import os
+others = []
+for name in os.listdir('/proc'):
+    if name.isdigit() and int(name) not in (1, os.getpid(), os.getppid()):
+        try:
+            state = open(f'/proc/{name}/stat').read().rsplit(')', 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != 'Z':
+            others.append(name)
+print(sorted(set(os.listdir('.')) - {'.ipython'}), sorted(os.listdir('/dev/shm')), others)   # its own dotfiles
+"""
+
+
+def test_nothing_of_one_submission_reaches_the_next(view):
+    server = fork_server(POLICY, view, LIMITS)
+    assert server is not None
+    result, texts = run_cells(view, server, DAEMON.format(capture=server.capture))
+    assert texts == ["started\n"] and not result.events
+    server.stop_kernels()
+    assert beat_stopped(server)        # the detached loop died with its kernel's submission
+    server.clear()
+    assert fork_server(POLICY, view, LIMITS) is server    # the same server grades the next one
+    result, texts = run_cells(view, server, LOOK)
+    assert texts == ["[] [] []\n"]     # no file, no shared memory, no process left by the kernel before
+    finish(server)
+
+
+def test_a_kernel_cannot_read_or_trace_its_server(view):
+    server = fork_server(POLICY, view, LIMITS)
+    probe = """
+import os
+for what in ('mem', 'environ', 'maps'):
+    try:
+        open(f'/proc/{os.getppid()}/{what}', 'rb').read(1)
+        print(what, 'read')
+    except OSError as exc:
+        print(what, type(exc).__name__)
+"""
+    _, texts = run_cells(view, server, probe)
+    assert texts == ["mem PermissionError\nenviron PermissionError\nmaps PermissionError\n"]
+    finish(server)
+
+
+def test_a_server_killed_by_its_kernel_takes_its_namespace_with_it(view):
+    server = fork_server(POLICY, view, LIMITS)
+    kill = DAEMON.format(capture=server.capture) + "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)"
+    result, texts = run_cells(view, server, kill, "print('after', 6 * 7)")
+    assert texts == ["started\n", "after 42\n"] and not result.events     # the kernel itself went on
+    with pytest.raises(ForkServerError):
+        server.stop_kernels()      # no server to reset: its whole namespace is killed instead
+    assert beat_stopped(server)
+    server.clear()
+    replacement = fork_server(POLICY, view, LIMITS)
+    assert replacement is not None and replacement is not server and replacement.alive()
+    assert not server.slot.exists()          # the dead server's directories are gone
+    _, texts = run_cells(view, replacement, LOOK)
+    assert texts == ["[] [] []\n"]
+    finish(replacement)
+
+
+def test_a_stopped_server_is_killed_with_its_namespace(view):
+    server = fork_server(POLICY, view, LIMITS)
+    stop = DAEMON.format(capture=server.capture) + "import os, signal\nos.kill(os.getppid(), signal.SIGSTOP)"
+    _, texts = run_cells(view, server, stop)
+    assert texts == ["started\n"]
+    server.reply_seconds = 2
+    with pytest.raises(ForkServerError):
+        server.stop_kernels()            # no answer: the server and everything beside it are killed
+    assert not server.alive()
+    assert beat_stopped(server)
+    close_servers()
