@@ -77,8 +77,9 @@ def snapshot(root: Path) -> dict:
             if p.is_file() and not SNAPSHOT_SKIP.intersection(p.relative_to(root).parts)}
 
 
-def q1_only_notebooks(where: Path, count: int) -> list[Path]:
-    """``count`` submissions answering q1 only (the rest left as released): seconds to grade each."""
+def q1_only_notebooks(where: Path, count: int, pause: int = 0) -> list[Path]:
+    """``count`` submissions answering q1 only (the rest left as released): seconds to grade each, plus ``pause``
+    seconds of sleep in q1 (for tests that must catch a worker while it grades)."""
     import nbformat
     from tests.corpus.build_corpus import Q1, build
 
@@ -86,7 +87,8 @@ def q1_only_notebooks(where: Path, count: int) -> list[Path]:
     paths = []
     for i in range(count):
         path = where / f"q1_only_{i}.ipynb"
-        nbformat.write(build(path.stem, {"q1": Q1, "q2": None, "q3": None, "q4": None}, {}), path)
+        q1 = Q1 + (f"\nimport time\ntime.sleep({pause})\n" if pause else "")
+        nbformat.write(build(path.stem, {"q1": q1, "q2": None, "q3": None, "q4": None}, {}), path)
         paths.append(path)
     return paths
 

@@ -110,7 +110,8 @@ def test_cluster_grades_like_local_grading_even_when_a_worker_is_killed(cluster,
 
 def test_a_submission_that_takes_down_two_workers_is_a_grader_error(cluster, tmp_path):
     out = tmp_path / "out"
-    paths = q1_only_notebooks(tmp_path / "in", 1)
+    # Slow enough to be caught on each worker in turn (its kernels start in half a second).
+    paths = q1_only_notebooks(tmp_path / "in", 1, pause=60)
     proc = grade(paths, out, "--scheduler", cluster.address)
     first = wait_until(cluster.busy_worker, proc)
     first.kill()

@@ -111,7 +111,9 @@ def test_a_server_killed_by_its_kernel_takes_its_namespace_with_it(view):
     server = fork_server(POLICY, view, LIMITS)
     kill = DAEMON.format(capture=server.capture) + "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)"
     result, texts = run_cells(view, server, kill, "print('after', 6 * 7)")
-    assert texts == ["started\n", "after 42\n"] and not result.events     # the kernel itself went on
+    # The kernel may go on, or die with its server and be launched again without it: the notebook goes on.
+    assert texts == ["started\n", "after 42\n"]
+    assert {e.kind for e in result.events} <= {EventKind.KERNEL_DIED}
     with pytest.raises(ForkServerError):
         server.stop_kernels()      # no server to reset: its whole namespace is killed instead
     assert beat_stopped(server)
