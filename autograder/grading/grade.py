@@ -81,7 +81,11 @@ def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
     result_log: list[str] = []     # the grader's own troubles with this submission, for grader_log.txt
     view = submission_view(config, (job.path.parent, job.out_dir.parent), writable=(), mnist=job.mnist)
     policy = SandboxPolicy.detect(config.limits)
+    if job.accelerate:
+        warm_up()     # the scoring process imports TensorFlow while the fork server and the kernel run
+    started = time.monotonic()
     server = fork_server(policy, view, config.limits, log=result_log.append) if job.accelerate else None
+    server_start = time.monotonic() - started     # about nothing, but for a grading process's first submission
     with tempfile.TemporaryDirectory(prefix="autograder-") as tmp, \
             _workspace(server, result_log.append) as (scratch, capture_root):
         capture = capture_root / CAPTURE
@@ -97,9 +101,9 @@ def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
         view = replace(view, writable=(str(scratch), str(capture_root)))
         launcher = ForkedLauncher(config.limits, view, server) if server else SandboxLauncher(config.limits, view,
                                                                                                policy)
-        if job.accelerate:
-            warm_up()     # the scoring process imports TensorFlow while the kernel runs
         result = execute(steps, scratch, config.limits, kernel_log=kernel_log, launcher=launcher)
+        if server_start >= 0.1:
+            result.seconds["fork server start"] = server_start
         if server is not None:
             _stop_kernels(server, result_log.append)
         _keep_tail(kernel_log, job.out_dir / "kernel.log")
