@@ -81,11 +81,7 @@ def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
     result_log: list[str] = []     # the grader's own troubles with this submission, for grader_log.txt
     view = submission_view(config, (job.path.parent, job.out_dir.parent), writable=(), mnist=job.mnist)
     policy = SandboxPolicy.detect(config.limits)
-    if job.accelerate:
-        warm_up()     # the scoring process imports TensorFlow while the fork server and the kernel run
-    started = time.monotonic()
-    server = fork_server(policy, view, config.limits, log=result_log.append) if job.accelerate else None
-    server_start = time.monotonic() - started     # about nothing, but for a grading process's first submission
+    server, server_start = _warm_up(policy, view, config, job, result_log.append)
     with tempfile.TemporaryDirectory(prefix="autograder-") as tmp, \
             _workspace(server, result_log.append) as (scratch, capture_root):
         capture = capture_root / CAPTURE
@@ -139,6 +135,17 @@ def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
     write_submission_reports(job.out_dir, config, report, executed)
     _write_timings(job.out_dir, result.seconds)
     return report
+
+
+def _warm_up(policy: SandboxPolicy, view, config: Config, job: Job, log) -> tuple[KernelForkServer | None, float]:
+    """When accelerated: the warm scoring process (importing TensorFlow while the fork server and the kernel run)
+    and this process's fork server, with the seconds it took (about none but for a grading process's first)."""
+    if not job.accelerate:
+        return None, 0.0
+    warm_up()
+    started = time.monotonic()
+    server = fork_server(policy, view, config.limits, log=log)
+    return server, time.monotonic() - started
 
 
 @contextmanager

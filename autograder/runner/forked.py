@@ -53,19 +53,20 @@ class KernelForkServer:
     """The fork server of one sandbox view; ``slot`` holds the only directories its kernels may write."""
 
     def __init__(self, policy: SandboxPolicy, view: FileView, limits: Limits):
-        self.policy, self.limits = policy, limits
+        self.policy = policy
         self.slot = Path(tempfile.mkdtemp(prefix="autograder-slot-")).resolve()
-        self.work, self.capture, self.kernels = (self.slot / name for name in SLOT_DIRS)
-        for directory in (self.work, self.capture, self.kernels):
+        self.dirs = tuple(self.slot / name for name in SLOT_DIRS)
+        self.work, self.capture, self.kernels = self.dirs
+        for directory in self.dirs:
             directory.mkdir()
-        self.view = replace(view, writable=(str(self.work), str(self.capture), str(self.kernels)))
         self.user = policy.user
         self.reply_seconds = REPLY_SECONDS
         self._lock = threading.Lock()
         self._channel, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._log = open(self.slot / "server.log", "ab")
         try:
-            argv = policy.prefix(self.view, self.user) + [kernel_interpreter(), "-c", server_source()]
+            view = replace(view, writable=tuple(map(str, self.dirs)))
+            argv = policy.prefix(view, self.user) + [kernel_interpreter(), "-c", server_source()]
             env = dict(kernel_env(limits.threads), HOME=str(self.work), JPY_PARENT_PID="1")
             self.process = subprocess.Popen(argv, stdin=theirs, stdout=self._log, stderr=self._log, env=env,
                                             cwd=self.work, start_new_session=True)
@@ -124,7 +125,7 @@ class KernelForkServer:
             return
         self.stop_kernels()      # nothing may write there any more
         try:
-            for directory in (self.work, self.capture, self.kernels):
+            for directory in self.dirs:
                 _empty(directory)
         except OSError:
             self.close()
