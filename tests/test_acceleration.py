@@ -9,20 +9,24 @@
 - A grading worker killed while it grades: every submission still gets its grade.
 """
 
+import fcntl
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
+from pathlib import Path
 
 import nbformat
 import psutil
 import pytest
 
 from autograder.notebook.mapping import question_of
+from autograder.runner.forked import OWNER, SLOT_PREFIX
 from tests.conftest import CELL_TIMEOUT, CORPUS, ROOT, q1_only_notebooks
 
 SINGLE_DEFECT = ["solution", "batch_64", "epochs_3", "no_batchnorm", "no_hidden_layer", "sigmoid_output",
@@ -157,6 +161,21 @@ def grading_workers(grader: psutil.Process) -> list[psutil.Process]:
     return found
 
 
+def orphan_slots() -> list[Path]:
+    """Fork server slots in the temporary directory whose grading process is gone (no owner lock, or a free one)."""
+    orphans = []
+    for slot in Path(tempfile.gettempdir()).glob(SLOT_PREFIX + "*"):
+        try:
+            with open(slot / OWNER) as owner:
+                fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue
+        except FileNotFoundError:
+            pass
+        orphans.append(slot)
+    return orphans
+
+
 def test_a_killed_grading_worker_costs_no_submission_its_grade(tmp_path):
     paths = q1_only_notebooks(tmp_path, 3)
     out = tmp_path / "out"
@@ -176,3 +195,4 @@ def test_a_killed_grading_worker_costs_no_submission_its_grade(tmp_path):
         assert results["status"] == "ok", path.stem
         assert q1 and all(t["status"] == "passed" for t in q1), results["tests"]
         assert results["score"] == sum(t["max_score"] for t in q1)
+    assert not orphan_slots(), "the killed worker's slot directory was left behind"

@@ -3,8 +3,11 @@ sandbox see nothing of the submission graded before theirs, cannot reach the ser
 does not answer is replaced without losing a kernel.  That forked kernels grade exactly like launched ones is
 shown by tests/test_acceleration.py (the corpus graded with and without acceleration)."""
 
+import subprocess
+import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -13,8 +16,9 @@ from autograder.core.mnist_data import ensure_mnist
 from autograder.core.results import EventKind
 from autograder.notebook.plan import Step
 from autograder.runner.execute import execute
-from autograder.runner.forked import ForkedLauncher, ForkServerError, close_servers, fork_server
+from autograder.runner.forked import ForkedLauncher, ForkServerError, close_servers, fork_server, remove_orphan_slots
 from autograder.runner.sandbox import SandboxPolicy, submission_view
+from tests.conftest import ROOT
 
 CONFIG = load_config()
 LIMITS = replace(CONFIG.limits, cell_timeout=30)
@@ -137,3 +141,36 @@ def test_a_stopped_server_is_killed_with_its_namespace(view):
     assert not server.alive()
     assert beat_stopped(server)
     close_servers()
+
+
+OWNS_A_SERVER = """
+from dataclasses import replace
+from autograder.core.config import load_config
+from autograder.core.mnist_data import ensure_mnist
+from autograder.runner.forked import fork_server
+from autograder.runner.sandbox import SandboxPolicy, submission_view
+config = load_config()
+server = fork_server(SandboxPolicy.detect(config.limits), submission_view(config, (), writable=(),
+                     mnist=ensure_mnist().resolve()), config.limits)
+(server.work / 'answer.npz').write_bytes(b'a submission file')
+print(server.slot, flush=True)
+__import__('time').sleep(600)
+"""
+
+
+def test_the_slot_of_a_killed_grading_process_goes_with_the_next_server_and_a_live_one_stays(view):
+    owner = subprocess.Popen([sys.executable, "-c", OWNS_A_SERVER], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    orphan = Path(owner.stdout.readline().strip())
+    assert (orphan / "work" / "answer.npz").is_file()
+    live = fork_server(POLICY, view, LIMITS)
+    assert orphan.is_dir()              # its grading process is alive: its slot is kept
+    owner.kill()                        # as a Dask nanny kills a worker: no atexit, no close()
+    owner.wait()
+    assert orphan.is_dir()
+    close_servers()
+    replacement = fork_server(POLICY, view, LIMITS)
+    assert not orphan.exists()          # swept when the next server started
+    assert not live.slot.exists() and replacement.slot.is_dir()
+    remove_orphan_slots()
+    assert replacement.slot.is_dir()    # a live server's slot is never swept
+    finish(replacement)

@@ -27,7 +27,7 @@ from ..notebook.plan import preamble_source
 from ..notebook.prepare import not_run_reasons, prepare
 from ..runner.canary import SandboxError, check_sandbox
 from ..runner.execute import execute
-from ..runner.forked import ForkedLauncher, ForkServerError, KernelForkServer, fork_server
+from ..runner.forked import ForkedLauncher, ForkServerError, KernelForkServer, fork_server, remove_orphan_slots
 from ..runner.sandbox import SandboxLauncher, SandboxPolicy, submission_view
 from ..runner.scoring import score, warm_up
 from .cluster import WORKER_FILE, Task, connect, grade_on_cluster, worker_address
@@ -290,5 +290,6 @@ def _grade_found(found, ignored, *, out: Path, config: Config, config_path: Path
                              config_path=config_path, finish=finish, log=log,
                              canary=worker_canary if scheduler is not None else None,
                              failed=lambda task, out_dir, why: _grader_error(config, task.submission_id, out_dir, why))
+        remove_orphan_slots()       # those of local workers killed mid-submission
     write_batch_reports(out, config, reports, [str(p) for p in ignored])
     return sorted(reports, key=lambda r: r.submission)

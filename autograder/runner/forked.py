@@ -15,6 +15,7 @@ kernel as without the server.
 from __future__ import annotations
 
 import atexit
+import fcntl
 import json
 import os
 import shutil
@@ -39,6 +40,9 @@ START_SECONDS = 120        # importing TensorFlow on a loaded machine
 REPLY_SECONDS = 30
 FIND_SECONDS = 10
 SLOT_DIRS = ("work", "capture", "kernels")
+SLOT_PREFIX = "autograder-slot-"
+NEW_SLOT_PREFIX = "autograder-newslot-"
+OWNER = ".owner"      # locked by the grading process while its server lives
 
 
 def server_source() -> str:
@@ -54,7 +58,8 @@ class KernelForkServer:
 
     def __init__(self, policy: SandboxPolicy, view: FileView, limits: Limits):
         self.policy = policy
-        self.slot = Path(tempfile.mkdtemp(prefix="autograder-slot-")).resolve()
+        remove_orphan_slots()
+        self.slot, self._owner = _claimed_slot()
         self.dirs = tuple(self.slot / name for name in SLOT_DIRS)
         self.work, self.capture, self.kernels = self.dirs
         for directory in self.dirs:
@@ -148,6 +153,7 @@ class KernelForkServer:
         self._kill()
         self._log.close()
         shutil.rmtree(self.slot, ignore_errors=True)
+        self._owner.close()
 
 
 def host_pid(ancestor: int, inner: int) -> int:
@@ -249,6 +255,31 @@ class ForkedProvisioner(LocalProvisioner):
         self.pid = self.pgid = pid     # the kernel leads its own session
         self.cwd = kwargs.get("cwd")
         return self.connection_info
+
+
+def _claimed_slot() -> tuple[Path, object]:
+    """A new slot and its owner lock, held until this process closes it or dies.  The slot is made and locked
+    under another name: a slot of ours without a lock is an orphan, never one being made."""
+    made = Path(tempfile.mkdtemp(prefix=NEW_SLOT_PREFIX)).resolve()
+    owner = open(made / OWNER, "w")
+    fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    slot = made.with_name(SLOT_PREFIX + made.name.removeprefix(NEW_SLOT_PREFIX))
+    made.rename(slot)
+    return slot, owner
+
+
+def remove_orphan_slots() -> None:
+    """Remove the slots of grading processes that died without closing their server (a Dask worker killed by its
+    nanny): their owner lock is free, or missing (an older grader's).  They may hold a submission's files."""
+    for slot in Path(tempfile.gettempdir()).glob(SLOT_PREFIX + "*"):
+        try:
+            with open(slot / OWNER) as owner:
+                fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:     # its grading process is alive
+            continue
+        except OSError:
+            pass
+        shutil.rmtree(slot, ignore_errors=True)
 
 
 # --- one server per grading process -----------------------------------------------------------------------
