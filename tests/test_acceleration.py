@@ -9,24 +9,21 @@
 - A grading worker killed while it grades: every submission still gets its grade.
 """
 
-import fcntl
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
-from pathlib import Path
 
 import nbformat
 import psutil
 import pytest
 
 from autograder.notebook.mapping import question_of
-from autograder.runner.forked import OWNER, SLOT_PREFIX
+from autograder.runner.forked import orphan_slots
 from tests.conftest import CELL_TIMEOUT, CORPUS, ROOT, q1_only_notebooks
 
 SINGLE_DEFECT = ["solution", "batch_64", "epochs_3", "no_batchnorm", "no_hidden_layer", "sigmoid_output",
@@ -159,21 +156,6 @@ def grading_workers(grader: psutil.Process) -> list[psutil.Process]:
         except psutil.Error:
             pass
     return found
-
-
-def orphan_slots() -> list[Path]:
-    """Fork server slots in the temporary directory whose grading process is gone (no owner lock, or a free one)."""
-    orphans = []
-    for slot in Path(tempfile.gettempdir()).glob(SLOT_PREFIX + "*"):
-        try:
-            with open(slot / OWNER) as owner:
-                fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            continue
-        except FileNotFoundError:
-            pass
-        orphans.append(slot)
-    return orphans
 
 
 def test_a_killed_grading_worker_costs_no_submission_its_grade(tmp_path):

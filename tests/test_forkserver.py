@@ -144,7 +144,6 @@ def test_a_stopped_server_is_killed_with_its_namespace(view):
 
 
 OWNS_A_SERVER = """
-from dataclasses import replace
 from autograder.core.config import load_config
 from autograder.core.mnist_data import ensure_mnist
 from autograder.runner.forked import fork_server
@@ -160,12 +159,14 @@ __import__('time').sleep(600)
 
 def test_the_slot_of_a_killed_grading_process_goes_with_the_next_server_and_a_live_one_stays(view):
     owner = subprocess.Popen([sys.executable, "-c", OWNS_A_SERVER], stdout=subprocess.PIPE, text=True, cwd=ROOT)
-    orphan = Path(owner.stdout.readline().strip())
-    assert (orphan / "work" / "answer.npz").is_file()
-    live = fork_server(POLICY, view, LIMITS)
-    assert orphan.is_dir()              # its grading process is alive: its slot is kept
-    owner.kill()                        # as a Dask nanny kills a worker: no atexit, no close()
-    owner.wait()
+    try:
+        orphan = Path(owner.stdout.readline().strip())
+        assert orphan.name and (orphan / "work" / "answer.npz").is_file()
+        live = fork_server(POLICY, view, LIMITS)
+        assert orphan.is_dir()          # its grading process is alive: its slot is kept
+    finally:
+        owner.kill()                    # as a Dask nanny kills a worker: no atexit, no close()
+        owner.wait()
     assert orphan.is_dir()
     close_servers()
     replacement = fork_server(POLICY, view, LIMITS)

@@ -268,9 +268,10 @@ def _claimed_slot() -> tuple[Path, object]:
     return slot, owner
 
 
-def remove_orphan_slots() -> None:
-    """Remove the slots of grading processes that died without closing their server (a Dask worker killed by its
-    nanny): their owner lock is free, or missing (an older grader's).  They may hold a submission's files."""
+def orphan_slots() -> list[Path]:
+    """The slots of grading processes that died without closing their server (a Dask worker killed by its nanny):
+    their owner lock is free, or missing (an older grader's).  They may hold a submission's files."""
+    orphans = []
     for slot in Path(tempfile.gettempdir()).glob(SLOT_PREFIX + "*"):
         try:
             with open(slot / OWNER) as owner:
@@ -279,6 +280,12 @@ def remove_orphan_slots() -> None:
             continue
         except OSError:
             pass
+        orphans.append(slot)
+    return orphans
+
+
+def remove_orphan_slots() -> None:
+    for slot in orphan_slots():
         shutil.rmtree(slot, ignore_errors=True)
 
 
