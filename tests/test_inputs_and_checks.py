@@ -1,11 +1,14 @@
 """Fast tests of the pure stages: input-space matching and the rubric check functions."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from autograder.rubric import checks
 from autograder.rubric.artifacts import FitCall, Layer, ModelInfo, Prediction, QuestionArtifacts
-from autograder.rubric.inputs import fit_input_space
+from autograder.core.mnist_data import shared_mnist
+from autograder.rubric.inputs import RELATIVE_TOLERANCE, fit_input_space
 
 RNG = np.random.default_rng(0)
 GENUINE = RNG.integers(0, 256, size=(500, 28, 28), dtype=np.uint8)
@@ -34,6 +37,61 @@ def test_input_space_recovers_student_scaling(transform):
 ])
 def test_input_space_rejects_other_data(student):
     assert fit_input_space(student, GENUINE) is None
+
+
+def fit_all_at_once(student, genuine):
+    """fit_input_space's definition, on all 784 pixels at once (its float64 temporaries are what
+    fitting in column blocks avoids): the reference the blocks must match bit for bit."""
+    s = student.reshape(len(student), -1).astype(np.float64)
+    g = genuine.reshape(len(genuine), -1).astype(np.float64)
+    g_mean, s_mean = g.mean(axis=0), s.mean(axis=0)
+    g_var = ((g - g_mean) ** 2).mean(axis=0)
+    cov = ((g - g_mean) * (s - s_mean)).mean(axis=0)
+    varying = g_var > 0
+    scale = np.where(varying, cov / np.where(varying, g_var, 1.0), 1.0)
+    offset = np.where(varying, s_mean - scale * g_mean, s_mean)
+    scale = np.where(varying, scale, 0.0)
+    error = float(np.abs(g * scale + offset - s).max())
+    return scale, offset, error <= RELATIVE_TOLERANCE * max(1.0, float(np.abs(s).max()))
+
+
+def apply_all_at_once(space, genuine):
+    mapped = genuine.reshape(len(genuine), -1).astype(np.float64) * space.scale + space.offset
+    dtype = np.dtype(space.dtype)
+    if not np.issubdtype(dtype, np.floating):
+        dtype = np.dtype(np.float32) if not np.allclose(mapped, np.rint(mapped)) else dtype
+    return mapped.astype(dtype).reshape((len(genuine),) + tuple(space.shape))
+
+
+def _standardised(x):
+    flat = x.reshape(len(x), -1).astype("float32")
+    return (flat - flat.mean(0)) / (flat.std(0) + 1e-7)
+
+
+@pytest.mark.parametrize("transform", [
+    lambda x: x / 255.0,
+    lambda x: (x / 255.0).astype("float32").reshape(len(x), 784),
+    lambda x: x.astype("float16") / 255,
+    lambda x: x.reshape(len(x), 784).astype("int64") * 2 - 255,
+    lambda x: x.reshape(len(x), 784),
+    _standardised,
+    lambda x: (x.astype("float32") - x.mean()) / x.std(),
+])
+def test_input_space_in_pieces_is_the_space_fitted_and_applied_at_once(transform):
+    """The scoring process fits and applies spaces in pieces to bound its memory: the test images'
+    space and mapped test set must be the very bits of the all-at-once computation."""
+    x_test = shared_mnist().x_test
+    student = np.asarray(transform(x_test))
+    space = fit_input_space(student, x_test)
+    scale, offset, explained = fit_all_at_once(student, x_test)
+    assert explained and space is not None
+    assert space.scale.tobytes() == scale.tobytes() and space.offset.tobytes() == offset.tobytes()
+    mapped, reference = space.apply(x_test), apply_all_at_once(space, x_test)
+    assert mapped.dtype == reference.dtype and mapped.shape == reference.shape
+    assert mapped.tobytes() == reference.tobytes()
+    halves = replace(space, dtype="int64", scale=space.scale / 2)     # not integral: float32, as at once
+    assert space.apply(x_test[:10]).dtype == student.dtype
+    assert halves.apply(x_test).tobytes() == apply_all_at_once(halves, x_test).tobytes()
 
 
 def model(*layers, units=10):
