@@ -39,3 +39,12 @@ def test_no_function_is_longer_than_sixty_lines():
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
                 long.append(f"{path.relative_to(PACKAGE)}:{node.name}")
     assert long == []
+
+
+def test_a_grading_process_reads_notebooks_without_compiling_jsonschemas_iri_grammars():
+    """Each grading process imports nbformat; the optional IRI checker jsonschema would load with it
+    compiles 38 lark grammars (about a second of CPU per process), for formats nothing here validates."""
+    proc = subprocess.run([sys.executable, "-c", "import sys, autograder.grading.grade as g, nbformat; "
+                           "print(sorted(m for m in ('lark', 'rfc3987_syntax', 'nbformat') if sys.modules.get(m)))"],
+                          capture_output=True, text=True, cwd=PACKAGE.parent)
+    assert proc.stdout.split() == ["['nbformat']"], proc.stderr[-2000:]
