@@ -4,10 +4,12 @@ Prints, from one run: the floor (nbclient running the solution notebook's cells 
 kernel, otter_ignore cells dropped, MNIST served locally, one thread); `autograder grade` on that
 one submission, accelerated and with --no-accelerate, with the stage breakdown the grader writes
 (timings.json); peak RSS and PSS per grading worker (its process, its kernel and its scoring process);
-class throughput on a batch of corpus notebooks with 1 and 2 workers; each figure's ratio to the
+class throughput on a batch of corpus notebooks with 1 and 2 workers, and with 2 workers for the code
+that graded when the performance issue was filed (``--baseline``, a git worktree run with this venv):
+"2x today's throughput" is judged in the same run, on the same machine; each figure's ratio to the
 floor.  Figures go to stdout and to OUT/bench.json.
 
-    .venv/bin/python benchmarks/bench.py [--out bench-out] [--batch 8]
+    .venv/bin/python benchmarks/bench.py [--out bench-out] [--batch 8] [--baseline REV | --baseline '']
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ import platform
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -30,6 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "corpus"
 CLASS = ["solution", "no_batchnorm", "sigmoid_output", "batch_64", "epochs_3", "no_hidden_layer", "undertrained",
          "variant_positional_functional", "trained_on_test", "variant_list_input_activation"]
+# `autograder grade` as it was when the performance issue was filed: the commit before its first change.
+BASELINE = "76b5c0ff37585506aec181ca13a217fefc6edb7c"
 
 FLOOR = """
 import sys, time, nbformat
@@ -53,12 +59,12 @@ class Measured:
     counted once with the last CPU time seen: `wait4`'s counts miss a sandboxed kernel, reparented
     when its bubblewrap parent is killed.  Each process's last 0.2 s may go uncounted."""
 
-    def __init__(self, cmd: list[str]):
+    def __init__(self, cmd: list[str], cwd: Path = ROOT, env: dict[str, str] | None = None):
         self.peak_worker_rss = 0
         self.peak_worker_pss = 0
         self.cpu_by_process: dict[tuple[int, float], float] = {}
         start = time.monotonic()
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         stop = threading.Event()
         watcher = threading.Thread(target=self._watch, args=(proc.pid, stop), daemon=True)
         watcher.start()
@@ -106,10 +112,30 @@ def _pss(proc: psutil.Process) -> int:
         return 0
 
 
-def grade(paths: list[Path], out: Path, workers: int, accelerate: bool) -> Measured:
+def grade(paths: list[Path], out: Path, workers: int, accelerate: bool, code: Path = ROOT) -> Measured:
     shutil.rmtree(out, ignore_errors=True)
     cmd = [sys.executable, "-m", "autograder", "grade", *map(str, paths), "--out", str(out), "--workers", str(workers)]
-    return Measured(cmd + ([] if accelerate else ["--no-accelerate"]))
+    # `python -m` imports the package of its working directory; both read this checkout's MNIST cache.
+    env = dict(os.environ, AUTOGRADER_CACHE=str(ROOT / ".cache"))
+    return Measured(cmd + ([] if accelerate else ["--no-accelerate"]), cwd=code, env=env)
+
+
+@contextlib.contextmanager
+def checkout(rev: str) -> Iterator[Path | None]:
+    """A detached git worktree of ``rev`` (None, said, when git or the history cannot give it)."""
+    where = Path(tempfile.mkdtemp(prefix="bench-baseline-"))
+    proc = subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "--force", str(where), rev],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(f"\nbaseline {rev[:10]} not measured: {proc.stderr.strip()[-300:]}", flush=True)
+        shutil.rmtree(where, ignore_errors=True)
+        yield None
+        return
+    try:
+        yield where
+    finally:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(where)], capture_output=True)
+        shutil.rmtree(where, ignore_errors=True)
 
 
 def floor(out: Path) -> Measured:
@@ -129,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="bench-out")
     parser.add_argument("--batch", type=int, default=8, help="notebooks in the class batch (at most %d)" % len(CLASS))
+    parser.add_argument("--baseline", default=BASELINE, help="git revision graded for comparison ('' for none)")
     args = parser.parse_args(argv)
     out = (ROOT / args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -154,9 +181,25 @@ def main(argv: list[str] | None = None) -> int:
         figures[label] = {"wall_s": m.wall, "cpu_s": m.cpu, **_memory(m),
                           "per_hour": 3600 * len(batch) / m.wall, "cpu_per_submission_s": m.cpu / len(batch)}
         _print(label, figures[label], base, per=len(batch))
+    if args.baseline:
+        figures.update(baseline(args.baseline, batch, out, base, figures[f"class of {len(batch)}, 2 worker(s)"]))
     (out / "bench.json").write_text(json.dumps(figures, indent=1))
     print(f"figures written to {out / 'bench.json'}")
     return 0
+
+
+def baseline(rev: str, batch: list[Path], out: Path, base: Measured, accelerated: dict) -> dict[str, dict]:
+    with checkout(rev) as code:
+        if code is None:
+            return {}
+        m = grade(batch, out / "class-2-baseline", 2, True, code=code)
+    label = f"class of {len(batch)}, 2 worker(s), code of {rev[:10]}"
+    figure = {"wall_s": m.wall, "cpu_s": m.cpu, **_memory(m), "per_hour": 3600 * len(batch) / m.wall,
+              "cpu_per_submission_s": m.cpu / len(batch)}
+    _print(label, figure, base, per=len(batch))
+    print(f"  2 workers now: {accelerated['per_hour'] / figure['per_hour']:.2f}x its throughput, "
+          f"{accelerated['cpu_s'] / figure['cpu_s']:.2f}x its CPU", flush=True)
+    return {label: figure}
 
 
 def _memory(m: Measured) -> dict[str, float]:
