@@ -17,7 +17,7 @@ from autograder.core.config import load_config
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "tests" / "corpus"
 CONFIG = load_config()
-CELL_TIMEOUT = os.environ.get("AUTOGRADER_TEST_CELL_TIMEOUT", "60")
+CELL_TIMEOUT = os.environ.get("AUTOGRADER_TEST_CELL_TIMEOUT", "30")   # 3x the slowest corpus cell here
 SOLUTION_REGION = re.compile(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", re.S)
 
 
