@@ -115,8 +115,9 @@ def _pss(proc: psutil.Process) -> int:
 def grade(paths: list[Path], out: Path, workers: int, accelerate: bool, code: Path = ROOT) -> Measured:
     shutil.rmtree(out, ignore_errors=True)
     cmd = [sys.executable, "-m", "autograder", "grade", *map(str, paths), "--out", str(out), "--workers", str(workers)]
-    # `python -m` imports the package of its working directory; both read this checkout's MNIST cache.
-    env = dict(os.environ, AUTOGRADER_CACHE=str(ROOT / ".cache"))
+    # The package of ``code`` in every process (the scoring process too, whose working directory is
+    # elsewhere, would otherwise import this checkout's, installed in the venv); one MNIST cache for both.
+    env = dict(os.environ, AUTOGRADER_CACHE=str(ROOT / ".cache"), PYTHONPATH=str(code))
     return Measured(cmd + ([] if accelerate else ["--no-accelerate"]), cwd=code, env=env)
 
 
