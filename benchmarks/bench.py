@@ -198,9 +198,18 @@ def baseline(rev: str, batch: list[Path], out: Path, base: Measured, accelerated
     figure = {"wall_s": m.wall, "cpu_s": m.cpu, **_memory(m), "per_hour": 3600 * len(batch) / m.wall,
               "cpu_per_submission_s": m.cpu / len(batch)}
     _print(label, figure, base, per=len(batch))
+    differ = [p.stem for p in batch if _score(out / "class-2-baseline", p.stem) != _score(out / "class-2-1", p.stem)]
+    if differ:     # a baseline that fails to grade (or grades otherwise) is no measure of today's cost
+        print(f"  NOT COMPARABLE: scores differ from today's for {', '.join(differ)}", flush=True)
+        figure["scores_differ"] = differ
     print(f"  2 workers now: {accelerated['per_hour'] / figure['per_hour']:.2f}x its throughput, "
           f"{accelerated['cpu_s'] / figure['cpu_s']:.2f}x its CPU", flush=True)
     return {label: figure}
+
+
+def _score(out: Path, name: str) -> float | None:
+    results = out / name / "results.json"
+    return json.loads(results.read_text()).get("score") if results.exists() else None
 
 
 def _memory(m: Measured) -> dict[str, float]:
