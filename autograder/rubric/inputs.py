@@ -30,6 +30,8 @@ class InputSpace:
     def apply(self, genuine: np.ndarray) -> np.ndarray:
         flat = genuine.reshape(len(genuine), -1)
         dtype = np.dtype(self.dtype)
+        # An integer space maps the images twice (to decide the dtype, then to fill it): cheaper than
+        # holding all of them in float64, which is what the pieces avoid.
         if not np.issubdtype(dtype, np.floating) and not all(
                 np.allclose(mapped, np.rint(mapped)) for mapped in self._mapped(flat)):
             dtype = np.dtype(np.float32)
