@@ -1,5 +1,11 @@
-"""Shared fixtures: the corpus is graded once per test session, in parallel, by the real CLI."""
+"""Shared fixtures: the corpus is graded once per test session, in parallel, by the real CLI.
 
+The suite runs on two pytest-xdist workers, a file at a time (pyproject.toml): while one worker grades
+the corpus, the other runs the files that do not need it.  ``graded`` is computed by the first worker
+that asks and read by the other (``once_per_run``).
+"""
+
+import fcntl
 import html
 import json
 import os
@@ -38,9 +44,46 @@ def expected():
     return json.loads((CORPUS / "expected.json").read_text())
 
 
+# The longest file first, on a worker of its own; then the files that need no graded corpus, so that the
+# other worker runs them meanwhile; the files that read the corpus last.
+FIRST = ("test_acceleration.py",)
+
+
+def pytest_collection_modifyitems(items):
+    uses_corpus = {item.path.name for item in items if "graded" in item.fixturenames}
+    rank = {name: 0 if name in FIRST else 1 + (name in uses_corpus) for name in {i.path.name for i in items}}
+    items.sort(key=lambda item: rank[item.path.name])   # stable: file order and test order kept within a rank
+
+
+def once_per_run(tmp_path_factory, worker_id: str, name: str, compute):
+    """``compute()``'s JSON value, computed once however many xdist workers ask: the first one computes it
+    under a lock, the others wait for it and read it (its failure too)."""
+    if worker_id == "master":
+        return compute()
+    root = tmp_path_factory.getbasetemp().parent
+    done = root / f"{name}.json"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            try:
+                done.write_text(json.dumps({"value": compute()}))
+            except BaseException as exc:
+                done.write_text(json.dumps({"error": f"{name} failed on {worker_id}: {type(exc).__name__}: {exc}"}))
+                raise
+        stored = json.loads(done.read_text())
+    if "error" in stored:
+        pytest.fail(stored["error"])
+    return stored["value"]
+
+
 @pytest.fixture(scope="session")
-def graded(tmp_path_factory, expected):
+def graded(tmp_path_factory, expected, worker_id):
     """Grade every corpus notebook, a second copy of the solution and the master notebook itself."""
+    fields = once_per_run(tmp_path_factory, worker_id, "graded", lambda: grade_corpus(tmp_path_factory, expected))
+    return GradedBatch(Path(fields["out"]), fields["log"], fields["unchanged"], Path(fields["inbox"]))
+
+
+def grade_corpus(tmp_path_factory, expected) -> dict:
     inbox = tmp_path_factory.mktemp("inbox")
     for name in expected:
         shutil.copy(CORPUS / f"{name}.ipynb", inbox / f"{name}.ipynb")
@@ -64,11 +107,12 @@ def graded(tmp_path_factory, expected):
          "--cell-timeout", CELL_TIMEOUT],
         capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return GradedBatch(out, proc.stdout + proc.stderr, unchanged=before == (snapshot(ROOT), snapshot(inbox)),
-                       inbox=inbox)
+    return {"out": str(out), "log": proc.stdout + proc.stderr, "inbox": str(inbox),
+            "unchanged": before == (snapshot(ROOT), snapshot(inbox))}
 
 
-SNAPSHOT_SKIP = {".venv", ".cache", ".pytest_cache", "__pycache__", ".git", "demo-out"}
+# Not grading's: the other xdist worker's pytest and import-linter caches may change meanwhile.
+SNAPSHOT_SKIP = {".venv", ".cache", ".pytest_cache", ".import_linter_cache", "__pycache__", ".git", "demo-out"}
 
 
 def snapshot(root: Path) -> dict:

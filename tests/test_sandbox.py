@@ -514,7 +514,8 @@ def test_bubblewrap_gives_its_own_pids_shm_and_network(tmp_path, mechanism):
                           timeout=30)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["pid", "2", "hidden-read-only", "shm-ok", "lo", "2", "processes"]
-    assert (set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()) == before
+    # The probe's file never reached the host (other tests' processes may come and go there meanwhile).
+    assert "x" in before or not os.path.exists("/dev/shm/x")
 
 
 def test_kernel_environment_keeps_no_secret_of_the_grader(monkeypatch, tmp_path):

@@ -169,9 +169,10 @@ def _server() -> ScoringServer:
 
 def _main(argv: list[str]) -> int:
     results, args = Path(argv[0]), argv[1:]
-    # Not the unraisable-exception plugin: it runs the garbage collector five times per session.
-    return int(pytest.main(["-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-p", "no:unraisableexception",
-                            *args],
+    # Not the unraisable-exception plugin: it runs the garbage collector five times per session.  No
+    # configuration file either: from a checkout, the project's pytest options (addopts: xdist) would apply.
+    return int(pytest.main(["-q", "-c", os.devnull, "--rootdir", str(SUITE), "-p", "no:cacheprovider",
+                            "-p", "no:randomly", "-p", "no:unraisableexception", *args],
                            plugins=[ResultsPlugin(results)]))
 
 
