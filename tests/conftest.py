@@ -1,6 +1,6 @@
 """Shared fixtures: the corpus is graded once per test session, in parallel, by the real CLI.
 
-The suite runs on two pytest-xdist workers, a file at a time (pyproject.toml): while one worker grades
+With ``-n 2 --dist loadfile --no-loadscope-reorder`` (pytest-xdist; see pyproject.toml) one worker grades
 the corpus, the other runs the files that do not need it.  ``graded`` is computed by the first worker
 that asks and read by the other (``once_per_run``).
 """
