@@ -113,11 +113,14 @@ for what in ('mem', 'environ', 'maps'):
 
 def test_a_server_killed_by_its_kernel_takes_its_namespace_with_it(view):
     server = fork_server(POLICY, view, LIMITS)
-    kill = DAEMON.format(capture=server.capture) + "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)"
+    # The kernel dies with its server's namespace, a moment later: it waits for that inside the killing cell,
+    # or its death would fall, as the machine's load decides, in that cell or in the next.
+    kill = (DAEMON.format(capture=server.capture)
+            + "import os, signal, time\nos.kill(os.getppid(), signal.SIGKILL)\ntime.sleep(3 * 60)")
     result, texts = run_cells(view, server, kill, "print('after', 6 * 7)")
-    # The kernel may go on, or die with its server and be launched again without it: the notebook goes on.
-    assert texts == ["started\n", "after 42\n"]
-    assert {e.kind for e in result.events} <= {EventKind.KERNEL_DIED}
+    # It is launched again without the server, and the notebook goes on.
+    assert texts[1] == "after 42\n"
+    assert [e.kind for e in result.events] == [EventKind.KERNEL_DIED] and result.restarts == 1
     with pytest.raises(ForkServerError):
         server.stop_kernels()      # no server to reset: its whole namespace is killed instead
     assert beat_stopped(server)
