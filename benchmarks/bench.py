@@ -3,7 +3,8 @@
 Prints, from one run: the floor (nbclient running the solution notebook's cells in a plain
 kernel, otter_ignore cells dropped, MNIST served locally, one thread); `autograder grade` on that
 one submission, accelerated and with --no-accelerate, with the stage breakdown the grader writes
-(timings.json); peak RSS and PSS per grading worker (its process, its kernel and its scoring process);
+(timings.json); peak RSS and PSS per grading worker (its process, its kernel and its scoring process)
+and the largest single process's peak RSS;
 class throughput on a batch of corpus notebooks with 1 and 2 workers, and with 2 workers for the code
 that graded when the performance issue was filed (``--baseline``, a git worktree run with this venv):
 "2x today's throughput" is judged in the same run, on the same machine; each figure's ratio to the
@@ -62,6 +63,7 @@ class Measured:
     def __init__(self, cmd: list[str], cwd: Path = ROOT, env: dict[str, str] | None = None):
         self.peak_worker_rss = 0
         self.peak_worker_pss = 0
+        self.peak_process_rss = 0      # the largest single process: what /usr/bin/time's maximum RSS reports
         self.cpu_by_process: dict[tuple[int, float], float] = {}
         start = time.monotonic()
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -85,7 +87,9 @@ class Measured:
                 workers = [c for c in root.children() if "spawn_main" in " ".join(c.cmdline())] or [root]
                 for worker in workers:
                     tree = [worker] + worker.children(recursive=True)
-                    self.peak_worker_rss = max(self.peak_worker_rss, sum(_rss(p) for p in tree))
+                    sizes = [_rss(p) for p in tree]
+                    self.peak_worker_rss = max(self.peak_worker_rss, sum(sizes))
+                    self.peak_process_rss = max(self.peak_process_rss, *sizes)
                     if tick % 5 == 0:    # reading smaps costs more: once a second
                         self.peak_worker_pss = max(self.peak_worker_pss, sum(_pss(p) for p in tree))
                 for proc in [root] + root.children(recursive=True):
@@ -213,7 +217,8 @@ def _score(out: Path, name: str) -> float | None:
 
 
 def _memory(m: Measured) -> dict[str, float]:
-    return {"peak_worker_rss_gb": m.peak_worker_rss / 2**30, "peak_worker_pss_gb": m.peak_worker_pss / 2**30}
+    return {"peak_worker_rss_gb": m.peak_worker_rss / 2**30, "peak_worker_pss_gb": m.peak_worker_pss / 2**30,
+            "peak_process_rss_gb": m.peak_process_rss / 2**30}
 
 
 def record_memo() -> None:
@@ -235,7 +240,8 @@ def record_memo() -> None:
 def _print(label: str, f: dict, base: Measured, per: int = 1) -> None:
     print(f"\n{label}: wall {f['wall_s']:.1f} s ({f['wall_s'] / per / base.wall:.2f}x floor per submission), "
           f"CPU {f['cpu_s']:.1f} s ({f['cpu_s'] / per / base.cpu:.2f}x floor per submission), "
-          f"peak RSS per worker {f['peak_worker_rss_gb']:.2f} GB (PSS {f['peak_worker_pss_gb']:.2f} GB)", flush=True)
+          f"peak RSS per worker {f['peak_worker_rss_gb']:.2f} GB (PSS {f['peak_worker_pss_gb']:.2f} GB, "
+          f"largest process {f['peak_process_rss_gb']:.2f} GB)", flush=True)
     if "per_hour" in f:
         print(f"  throughput {f['per_hour']:.0f} submissions/hour")
     for stage, seconds in f.get("stages_s", {}).items():
