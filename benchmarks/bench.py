@@ -7,10 +7,10 @@ one submission, accelerated and with --no-accelerate, with the stage breakdown t
 and the largest single process's peak RSS;
 class throughput on a batch of corpus notebooks with 1 and 2 workers, and with 2 workers for the code
 that graded when the performance issue was filed (``--baseline``, a git worktree run with this venv):
-"2x today's throughput" is judged in the same run, on the same machine; each figure's ratio to the
-floor.  Figures go to stdout and to OUT/bench.json.
+"2x today's throughput" is judged in the same run, on the same machine, over ``--pairs`` alternated
+runs of both; each figure's ratio to the floor.  Figures go to stdout and to OUT/bench.json.
 
-    .venv/bin/python benchmarks/bench.py [--out bench-out] [--batch 8] [--baseline REV | --baseline '']
+    .venv/bin/python benchmarks/bench.py [--out bench-out] [--batch 8] [--baseline REV | --baseline ''] [--pairs 2]
 """
 
 from __future__ import annotations
@@ -161,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="bench-out")
     parser.add_argument("--batch", type=int, default=8, help="notebooks in the class batch (at most %d)" % len(CLASS))
     parser.add_argument("--baseline", default=BASELINE, help="git revision graded for comparison ('' for none)")
+    parser.add_argument("--pairs", type=int, default=2, help="2-worker runs of today's code and the baseline's, "
+                        "alternated (default 2)")
     args = parser.parse_args(argv)
     out = (ROOT / args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -180,34 +182,52 @@ def main(argv: list[str] | None = None) -> int:
                           "stages_s": stages(out / ("one" if accelerate else "one-plain"))}
         _print(label, figures[label], base)
     batch = [CORPUS / f"{name}.ipynb" for name in CLASS[:args.batch]]
+    measured = {}
     for workers, accelerate in ((1, True), (2, True), (2, False)):
         label = f"class of {len(batch)}, {workers} worker(s)" + ("" if accelerate else " --no-accelerate")
-        m = grade(batch, out / f"class-{workers}-{int(accelerate)}", workers, accelerate)
+        m = measured[workers, accelerate] = grade(batch, out / f"class-{workers}-{int(accelerate)}", workers,
+                                                  accelerate)
         figures[label] = {"wall_s": m.wall, "cpu_s": m.cpu, **_memory(m),
                           "per_hour": 3600 * len(batch) / m.wall, "cpu_per_submission_s": m.cpu / len(batch)}
         _print(label, figures[label], base, per=len(batch))
-    if args.baseline:
-        figures.update(baseline(args.baseline, batch, out, base, figures[f"class of {len(batch)}, 2 worker(s)"]))
+    if args.baseline and args.pairs > 0:
+        figures.update(baseline(args.baseline, batch, out, base, measured[2, True], args.pairs))
     (out / "bench.json").write_text(json.dumps(figures, indent=1))
     print(f"figures written to {out / 'bench.json'}")
     return 0
 
 
-def baseline(rev: str, batch: list[Path], out: Path, base: Measured, accelerated: dict) -> dict[str, dict]:
+def baseline(rev: str, batch: list[Path], out: Path, base: Measured, accelerated: Measured,
+             pairs: int) -> dict[str, dict]:
+    """The 2-worker class graded by ``rev``'s code, alternating with today's ``pairs`` times (the first of
+    today's runs is the class already measured): the ratios are judged on the sums, so that one noisy run
+    (the machine's speed drifts within minutes) weighs less."""
+    ours, theirs = [accelerated], []
     with checkout(rev) as code:
         if code is None:
             return {}
-        m = grade(batch, out / "class-2-baseline", 2, True, code=code)
-    label = f"class of {len(batch)}, 2 worker(s), code of {rev[:10]}"
-    figure = {"wall_s": m.wall, "cpu_s": m.cpu, **_memory(m), "per_hour": 3600 * len(batch) / m.wall,
-              "cpu_per_submission_s": m.cpu / len(batch)}
-    _print(label, figure, base, per=len(batch))
-    differ = [p.stem for p in batch if _score(out / "class-2-baseline", p.stem) != _score(out / "class-2-1", p.stem)]
+        for i in range(pairs):
+            if i:
+                ours.append(grade(batch, out / f"class-2-1-again-{i}", 2, True))
+            theirs.append(grade(batch, out / f"class-2-baseline-{i}", 2, True, code=code))
+    n = len(batch)
+    for i, (now, then) in enumerate(zip(ours, theirs)):
+        print(f"\npair {i + 1}: today's {now.wall:.1f} s, {now.cpu / n:.1f} CPU-s per submission; "
+              f"{rev[:10]}'s {then.wall:.1f} s, {then.cpu / n:.1f}: {then.wall / now.wall:.2f}x the throughput, "
+              f"{now.cpu / then.cpu:.2f}x the CPU", flush=True)
+    wall, cpu = sum(m.wall for m in theirs), sum(m.cpu for m in theirs)
+    label = f"class of {n}, 2 worker(s), code of {rev[:10]}"
+    figure = {"wall_s": wall / pairs, "cpu_s": cpu / pairs, **_memory(max(theirs, key=lambda m: m.peak_worker_rss)),
+              "per_hour": 3600 * n * pairs / wall, "cpu_per_submission_s": cpu / pairs / n,
+              "pairs": [{"today": [a.wall, a.cpu], "baseline": [b.wall, b.cpu]} for a, b in zip(ours, theirs)]}
+    _print(label + f" (mean of {pairs})", figure, base, per=n)
+    differ = sorted({p.stem for i in range(pairs) for p in batch
+                     if _score(out / f"class-2-baseline-{i}", p.stem) != _score(out / "class-2-1", p.stem)})
     if differ:     # a baseline that fails to grade (or grades otherwise) is no measure of today's cost
         print(f"  NOT COMPARABLE: scores differ from today's for {', '.join(differ)}", flush=True)
         figure["scores_differ"] = differ
-    print(f"  2 workers now: {accelerated['per_hour'] / figure['per_hour']:.2f}x its throughput, "
-          f"{accelerated['cpu_s'] / figure['cpu_s']:.2f}x its CPU", flush=True)
+    print(f"  2 workers now, over the {pairs} pairs: {wall / sum(m.wall for m in ours):.2f}x its throughput, "
+          f"{sum(m.cpu for m in ours) / cpu:.2f}x its CPU", flush=True)
     return {label: figure}
 
 
