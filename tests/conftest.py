@@ -23,9 +23,11 @@ from autograder.core.config import load_config
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "tests" / "corpus"
 CONFIG = load_config()
-# 9x the slowest corpus cell alone: two xdist workers share 2 cores, and the memory bomb's 1.5 M page faults
-# (3.3 s alone, 16 s beside 8 busy processes) once took over 30 s in CI and ended as a timeout, not a kill.
-CELL_TIMEOUT = os.environ.get("AUTOGRADER_TEST_CELL_TIMEOUT", "90")
+CELL_TIMEOUT = os.environ.get("AUTOGRADER_TEST_CELL_TIMEOUT", "30")   # 3x the slowest corpus cell here
+# The memory bomb's page faults cost 0.55 s per GB here alone, and 9 times that in CI beside the other
+# xdist worker: at grading.toml's 6144 MB it once outlasted the cell timeout and ended as a timeout, not
+# a kill.  Half that limit is still twice the largest kernel of the corpus.
+MEMORY_MB = "3072"
 SOLUTION_REGION = re.compile(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", re.S)
 
 
@@ -106,7 +108,7 @@ def grade_corpus(tmp_path_factory, expected) -> dict:
     before = snapshot(ROOT), snapshot(inbox)
     proc = subprocess.run(
         [sys.executable, "-m", "autograder", "grade", str(inbox), "--out", str(out), "--workers", "2",
-         "--cell-timeout", CELL_TIMEOUT],
+         "--cell-timeout", CELL_TIMEOUT, "--memory-mb", MEMORY_MB],
         capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return {"out": str(out), "log": proc.stdout + proc.stderr, "inbox": str(inbox),

@@ -24,7 +24,7 @@ import pytest
 
 from autograder.notebook.mapping import question_of
 from autograder.runner.forked import orphan_slots
-from tests.conftest import CELL_TIMEOUT, CORPUS, ROOT, q1_only_notebooks
+from tests.conftest import CELL_TIMEOUT, CORPUS, MEMORY_MB, ROOT, q1_only_notebooks
 
 SINGLE_DEFECT = ["solution", "batch_64", "epochs_3", "no_batchnorm", "no_hidden_layer", "sigmoid_output",
                  "trained_on_test", "undertrained"]
@@ -32,7 +32,7 @@ SINGLE_DEFECT = ["solution", "batch_64", "epochs_3", "no_batchnorm", "no_hidden_
 
 def grade(paths, out, *options):
     return subprocess.Popen([sys.executable, "-m", "autograder", "grade", *map(str, paths), "--out", str(out),
-                             "--cell-timeout", CELL_TIMEOUT, *options],
+                             "--cell-timeout", CELL_TIMEOUT, "--memory-mb", MEMORY_MB, *options],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
 
 

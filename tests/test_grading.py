@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from tests.conftest import CONFIG, CORPUS, ODD_NAME
+from tests.conftest import CONFIG, CORPUS, MEMORY_MB, ODD_NAME
 
 CASES = sorted(json.loads((CORPUS / "expected.json").read_text()))
 POINTS = {c.number: c.points for c in CONFIG.checks}
@@ -175,7 +175,7 @@ def event_text(graded, name):
 
 
 @pytest.mark.parametrize("name, status, words", [
-    ("hostile_memory_bomb", "kernel_died", "mémoire épuisée"),
+    ("hostile_memory_bomb", "kernel_died", f"mémoire épuisée (limite : {MEMORY_MB} Mo)"),   # --memory-mb's
     ("hostile_fork_bomb", "kernel_died", "trop de processus"),
     ("hostile_swallow_interrupts", "timeout", "a dépassé le temps imparti"),
     ("hostile_sys_exit", "ok", "SystemExit"),

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from autograder.core.config import Limits
+from autograder.core.config import LimitOverrides, Limits
 from autograder.runner import sandbox
 from autograder.runner.sandbox import (FileView, KernelUser, Mechanism, SandboxPolicy, Watchdog, bwrap_prefix,
                                        SandboxLauncher, describe_isolation, kernel_interpreter, kernel_prefix,
@@ -91,6 +91,17 @@ def test_prlimit_words_come_from_the_file_cpu_and_process_limits(host):
     limits = no_net(submission_timeout=100.6, threads=3, max_file_mb=5, max_processes=7, memory_mb=123)
     assert kernel_prefix(limits) == [PRLIMIT, "--fsize=5242880", "--cpu=603", "--core=0", "--nproc=7", "--"]
     assert kernel_prefix(replace(limits, threads=0))[2] == "--cpu=201"     # at least one thread's worth
+
+
+def test_command_line_limits_replace_only_what_was_given_and_must_be_positive():
+    from autograder.cli.main import build_parser
+
+    args = build_parser().parse_args(["grade", "in", "--out", "out", "--memory-mb", "2048"])
+    overrides = LimitOverrides(cell_timeout=args.cell_timeout, memory_mb=args.memory_mb)
+    assert overrides.apply(Limits(cell_timeout=45)) == Limits(cell_timeout=45, memory_mb=2048)
+    for bad in ("0", "-1"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["grade", "in", "--out", "out", "--memory-mb", bad])
 
 
 def test_without_prlimit_on_the_host_no_limit_words(host):

@@ -18,7 +18,7 @@ import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from ..core.config import DEFAULT_CONFIG, load_config
+from ..core.config import DEFAULT_CONFIG, LimitOverrides, load_config
 from ..grading.grade import Job, grade_submission
 from ..core.mnist_data import ensure_mnist
 
@@ -33,7 +33,7 @@ def main(argv=None) -> int:
     config = load_config(args.config)
     mnist = ensure_mnist()
     with tempfile.TemporaryDirectory() as tmp:
-        jobs = [Job(config.master, f"seed-{s}", Path(tmp) / f"seed-{s}", Path(args.config), mnist, seed=s)
+        jobs = [Job(config.master, f"seed-{s}", Path(tmp) / f"seed-{s}", Path(args.config), mnist, LimitOverrides(seed=s))
                 for s in range(args.seeds)]
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(args.workers, mp_context=ctx) as pool:

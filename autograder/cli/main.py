@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from ..core.config import DEFAULT_CONFIG, load_config
+from ..core.config import DEFAULT_CONFIG, LimitOverrides, load_config
 from .console import RichProgress, console, print_sandbox, summary_table
 from .reporting import read_roster, write_class_report
 
@@ -30,7 +30,8 @@ def cmd_grade(args) -> int:
     progress = RichProgress()
     try:
         reports = grade_batch([Path(p) for p in args.paths], Path(args.out), config_path=args.config,
-                              workers=args.workers, cell_timeout=args.cell_timeout, resume=args.resume,
+                              workers=args.workers, resume=args.resume,
+                              overrides=LimitOverrides(cell_timeout=args.cell_timeout, memory_mb=args.memory_mb),
                               accelerate=args.accelerate, progress=progress, scheduler=args.scheduler,
                               log=lambda line: console.print(line, style="red", markup=False, soft_wrap=True))
     except (MnistError, ClusterError) as exc:
@@ -123,6 +124,16 @@ def cmd_demo(args) -> int:
     return run_demo(load_config(args.config), Path(args.out), args.workers)
 
 
+def _positive(kind):
+    def parse(text: str):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+        return value
+    parse.__name__ = kind.__name__      # argparse names the type in its error message
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autograder", description="Keras MNIST practical: release and grading.")
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="grading.toml (default: %(default)s)")
@@ -135,7 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="submissions graded in parallel, on a local Dask cluster of that many processes")
     g.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="grade on the Dask cluster at ADDRESS (e.g. tcp://10.0.0.5:8786) instead of this machine")
-    g.add_argument("--cell-timeout", type=float, default=None, help="seconds per cell (default from grading.toml)")
+    g.add_argument("--cell-timeout", type=_positive(float), default=None,
+                   help="seconds per cell (default from grading.toml)")
+    g.add_argument("--memory-mb", type=_positive(int), default=None,
+                   help="resident memory of a kernel's process tree before it is killed, in MB (default from "
+                        "grading.toml; lower it on a machine with less than that per worker)")
     g.add_argument("--resume", action="store_true", help="keep submissions already graded in --out")
     g.add_argument("--no-accelerate", dest="accelerate", action="store_false",
                    help="run every fit as written and score each submission in a fresh process: "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent   # never IndexError (verifier.py may sit at /)
@@ -46,6 +46,17 @@ class Limits:
     isolate_network: bool = True
     isolate_filesystem: bool = True
     kernel_user: bool = True     # when the grader is root, the kernel runs as a uid of its own
+
+
+@dataclass(frozen=True)
+class LimitOverrides:
+    """Limits given on the command line (or by a tool), over grading.toml's; None keeps the file's."""
+    cell_timeout: float | None = None
+    memory_mb: int | None = None
+    seed: int | None = None
+
+    def apply(self, limits: Limits) -> Limits:
+        return replace(limits, **{k: v for k, v in asdict(self).items() if v is not None})
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from distributed.comm.core import CommClosedError
 from distributed.scheduler import KilledWorker
 
 from .. import __version__
-from ..core.config import Config, load_config
+from ..core.config import Config, LimitOverrides, load_config
 from ..core.files import write_atomic
 from ..core.mnist_data import ensure_mnist
 from ..core.results import GradeReport
@@ -49,7 +49,7 @@ class Task:
     filename: str
     data: bytes | None              # None when intake already found the file unusable
     intake_error: str | None
-    cell_timeout: float | None
+    overrides: LimitOverrides
     accelerate: bool
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import nbformat
 
 from ..core import messages
-from ..core.config import Config, load_config
+from ..core.config import Config, LimitOverrides, load_config
 from ..core.files import write_atomic
 from ..core.mnist_data import ensure_mnist
 from ..core.results import GradeReport, Status
@@ -45,8 +45,7 @@ class Job:
     out_dir: Path
     config_path: Path
     mnist: Path
-    cell_timeout: float | None = None
-    seed: int | None = None
+    overrides: LimitOverrides = LimitOverrides()
     intake_error: str | None = None     # French: why intake could not even find a notebook
     public_only: bool = False           # the student self-check: visible checks only
     accelerate: bool = True             # False: fits and scoring exactly as without acceleration
@@ -54,10 +53,7 @@ class Job:
 
 def grade_submission(job: Job) -> GradeReport:
     config = load_config(job.config_path)
-    if job.cell_timeout:
-        config = replace(config, limits=replace(config.limits, cell_timeout=job.cell_timeout))
-    if job.seed is not None:
-        config = replace(config, limits=replace(config.limits, seed=job.seed))
+    config = replace(config, limits=job.overrides.apply(config.limits))
     if job.public_only:
         config = config.public()
     out = job.out_dir
@@ -202,7 +198,7 @@ def _keep_tail(source: Path, target: Path, limit: int = 50_000) -> None:
 
 def _task(job: Job) -> Task:
     return Task(job.submission_id, job.path.name, None if job.intake_error else job.path.read_bytes(),
-                job.intake_error, job.cell_timeout, job.accelerate)
+                job.intake_error, job.overrides, job.accelerate)
 
 
 def worker_canary() -> str | None:
@@ -226,7 +222,7 @@ def grade_task(task: Task) -> dict[str, bytes]:
         if task.data is not None:
             path.write_bytes(task.data)
         config_path = load_config().root / "grading.toml"
-        grade_submission(Job(path, task.submission_id, out, config_path, ensure_mnist().resolve(), task.cell_timeout,
+        grade_submission(Job(path, task.submission_id, out, config_path, ensure_mnist().resolve(), task.overrides,
                              intake_error=task.intake_error, accelerate=task.accelerate))
         files = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     return {**files, WORKER_FILE: worker_address().encode()}
@@ -243,7 +239,7 @@ def load_report(out_dir: Path, config: Config) -> GradeReport | None:
 
 
 def grade_batch(paths: list[Path], out: Path, *, config_path: Path | None = None, workers: int = 1,
-                cell_timeout: float | None = None, resume: bool = False, progress=None,
+                overrides: LimitOverrides = LimitOverrides(), resume: bool = False, progress=None,
                 accelerate: bool = True, scheduler: str | None = None, log=print) -> list[GradeReport]:
     """Grade every submission found in ``paths`` into ``out``: here with one worker, on a local Dask
     cluster of ``workers`` processes, or on the Dask cluster at ``scheduler`` (cluster.py)."""
@@ -255,15 +251,15 @@ def grade_batch(paths: list[Path], out: Path, *, config_path: Path | None = None
     with tempfile.TemporaryDirectory(prefix="autograder-intake-") as extracted:   # removed even when grading raises
         found, ignored = find_submissions(paths, Path(extracted))
         return _grade_found(found, ignored, out=out, config=config, config_path=config_path, workers=workers,
-                            cell_timeout=cell_timeout, resume=resume, progress=progress, accelerate=accelerate,
+                            overrides=overrides, resume=resume, progress=progress, accelerate=accelerate,
                             scheduler=scheduler, log=log)
 
 
 def _grade_found(found, ignored, *, out: Path, config: Config, config_path: Path, workers: int,
-                 cell_timeout: float | None, resume: bool, progress, accelerate: bool, scheduler: str | None,
+                 overrides: LimitOverrides, resume: bool, progress, accelerate: bool, scheduler: str | None,
                  log) -> list[GradeReport]:
     mnist = ensure_mnist().resolve()
-    jobs = [Job(f.path, f.id, out / f.id, config_path, mnist, cell_timeout, intake_error=f.error,
+    jobs = [Job(f.path, f.id, out / f.id, config_path, mnist, overrides, intake_error=f.error,
                 accelerate=accelerate) for f in found]
     reports: list[GradeReport] = []
     todo = []
