@@ -1,9 +1,11 @@
 """The scoring process: the warm one gives the outcomes of a fresh one, and is replaced when it dies,
 between submissions or in the middle of one."""
 
+import errno
 import json
 import os
 import threading
+import time
 
 from autograder.core.config import load_config
 from autograder.runner import scoring
@@ -32,6 +34,20 @@ def test_warm_scoring_gives_the_cold_outcomes_and_is_replaced_when_it_dies(tmp_p
     assert "failed" in (tmp_path / "warm" / "scoring.log").read_text()     # pytest's report, in the submission's log
 
 
+def open_for_writing_once_read(pipe, grading: threading.Thread, timeout: float = 300):
+    """The pipe, once the warm process has opened it to read; a failure, not a hang, when scoring
+    ends (or never gets there) without opening it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return os.fdopen(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK), "w")
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:        # ENXIO: no reader yet
+                raise
+        assert grading.is_alive() and time.monotonic() < deadline, "scoring never opened q1's call log"
+        time.sleep(0.05)
+
+
 def test_a_scoring_process_that_dies_in_the_middle_of_a_submission_is_replaced_by_a_cold_one(tmp_path):
     """The warm process is blocked reading q1's call log (a named pipe) when it is killed; the
     submission is then scored by a fresh process, with the outcomes a fresh process gives."""
@@ -50,7 +66,7 @@ def test_a_scoring_process_that_dies_in_the_middle_of_a_submission_is_replaced_b
     grading = threading.Thread(target=lambda: got.update(scores=score(config, capture, {}, tmp_path / "warm",
                                                                       warm=True)))
     grading.start()
-    with open(pipe, "w") as writer:       # returns once the warm process has opened the pipe to read it
+    with open_for_writing_once_read(pipe, grading) as writer:
         pipe.unlink()
         pipe.write_text(json.dumps(calls))
         dying = scoring._server().proc
