@@ -280,8 +280,9 @@ def _grade_found(found, ignored, *, out: Path, config: Config, config_path: Path
     if workers <= 1 and scheduler is None:
         for job in todo:
             finish(grade_submission(job))
-    else:
-        with connect(scheduler, workers) as client:
+    elif todo:
+        # No more local workers than submissions left: each one starts a fork server and a scoring process.
+        with connect(scheduler, min(workers, len(todo))) as client:
             grade_on_cluster([(_task(job), job.out_dir) for job in todo], run=grade_task, client=client, config=config,
                              config_path=config_path, finish=finish, log=log,
                              canary=worker_canary if scheduler is not None else None,
