@@ -33,8 +33,8 @@ def main(argv=None) -> int:
     config = load_config(args.config)
     mnist = ensure_mnist()
     with tempfile.TemporaryDirectory() as tmp:
-        jobs = [Job(config.master, f"seed-{s}", Path(tmp) / f"seed-{s}", Path(args.config), mnist, LimitOverrides(seed=s))
-                for s in range(args.seeds)]
+        jobs = [Job(config.master, f"seed-{s}", Path(tmp) / f"seed-{s}", Path(args.config), mnist,
+                    LimitOverrides(seed=s)) for s in range(args.seeds)]
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(args.workers, mp_context=ctx) as pool:
             reports = list(pool.map(grade_submission, jobs))
