@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from autograder.core.config import LimitOverrides, Limits
+from autograder.core.config import Limits
 from autograder.runner import sandbox
 from autograder.runner.sandbox import (FileView, KernelUser, Mechanism, SandboxPolicy, Watchdog, bwrap_prefix,
                                        SandboxLauncher, describe_isolation, kernel_interpreter, kernel_prefix,
@@ -94,10 +94,9 @@ def test_prlimit_words_come_from_the_file_cpu_and_process_limits(host):
 
 
 def test_command_line_limits_replace_only_what_was_given_and_must_be_positive():
-    from autograder.cli.main import build_parser
+    from autograder.cli.main import build_parser, limit_overrides
 
-    args = build_parser().parse_args(["grade", "in", "--out", "out", "--memory-mb", "2048"])
-    overrides = LimitOverrides(cell_timeout=args.cell_timeout, memory_mb=args.memory_mb)
+    overrides = limit_overrides(build_parser().parse_args(["grade", "in", "--out", "out", "--memory-mb", "2048"]))
     assert overrides.apply(Limits(cell_timeout=45)) == Limits(cell_timeout=45, memory_mb=2048)
     for bad in ("0", "-1"):
         with pytest.raises(SystemExit):

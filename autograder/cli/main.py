@@ -31,7 +31,7 @@ def cmd_grade(args) -> int:
     try:
         reports = grade_batch([Path(p) for p in args.paths], Path(args.out), config_path=args.config,
                               workers=args.workers, resume=args.resume,
-                              overrides=LimitOverrides(cell_timeout=args.cell_timeout, memory_mb=args.memory_mb),
+                              overrides=limit_overrides(args),
                               accelerate=args.accelerate, progress=progress, scheduler=args.scheduler,
                               log=lambda line: console.print(line, style="red", markup=False, soft_wrap=True))
     except (MnistError, ClusterError) as exc:
@@ -122,6 +122,11 @@ def cmd_demo(args) -> int:
     from .demo import run_demo
 
     return run_demo(load_config(args.config), Path(args.out), args.workers)
+
+
+def limit_overrides(args) -> LimitOverrides:
+    """The limits `grade` was given on its command line, over grading.toml's."""
+    return LimitOverrides(cell_timeout=args.cell_timeout, memory_mb=args.memory_mb)
 
 
 def _positive(kind):
