@@ -281,7 +281,7 @@ def _grade_found(found, ignored, *, out: Path, config: Config, config_path: Path
         for job in todo:
             finish(grade_submission(job))
     elif todo:
-        # No more local workers than submissions left: each one starts a fork server and a scoring process.
+        # No cluster when nothing is left (a resumed run), and no more local workers than submissions left.
         with connect(scheduler, min(workers, len(todo))) as client:
             grade_on_cluster([(_task(job), job.out_dir) for job in todo], run=grade_task, client=client, config=config,
                              config_path=config_path, finish=finish, log=log,
