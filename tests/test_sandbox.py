@@ -5,11 +5,13 @@ run for real in namespaces of their own."""
 import os
 import shlex
 import subprocess
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
+import psutil
 import pytest
 
 from autograder.core.config import Limits
@@ -50,6 +52,34 @@ def test_watchdog_kills_a_tree_over_the_process_limit():
     except ProcessLookupError:
         alive = False
     assert not alive
+
+
+THREAD_FORKS = """
+import subprocess, sys, threading, time
+kids = []
+threading.Thread(target=lambda: kids.append(subprocess.Popen(["sleep", "30"]))).start()  # a thread's child
+kids.append(subprocess.Popen(["sh", "-c", "sleep 30 & wait"]))                              # and a grandchild
+time.sleep(0.5)
+print("ready", flush=True)
+time.sleep(30)
+"""
+
+
+def test_watchdog_sees_the_children_of_every_thread_and_their_children():
+    proc = subprocess.Popen([sys.executable, "-c", THREAD_FORKS], stdout=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        root = psutil.Process(proc.pid)
+        listed = sorted(p.pid for p in sandbox._descendants(root))
+        assert listed == sorted(p.pid for p in root.children(recursive=True)) and len(listed) == 3
+        watchdog = Watchdog(proc.pid, replace(Limits(), max_processes=3))       # the tree has 4
+        watchdog.start()
+        watchdog.join(10)
+        assert watchdog.breach is not None and watchdog.breach.kind == "processes"
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 # --- Command builders: what kernel_prefix puts before the kernel's command line ---------------------------

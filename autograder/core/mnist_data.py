@@ -9,6 +9,7 @@ official Keras origin, then the original MNIST shipped inside the PyPI wheel
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
@@ -164,15 +165,29 @@ def save(mnist: Mnist, cache_dir: Path) -> Path:
     return path
 
 
+_verified: dict[Path, tuple] = {}    # cache file → its identity when this process last verified it
+
+
+def _identity(path: Path) -> tuple:
+    st = path.stat()    # ctime: any write or chmod changes it, and no utime() can set it back
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode
+
+
 def ensure_mnist(cache_dir: Path | None = None, sources=None, log=print) -> Path:
-    """Return the path of a verified cached ``mnist.npz``, fetching it if needed."""
+    """Return the path of a verified cached ``mnist.npz``, fetching it if needed.  A file this process
+    verified and that has not changed since is not hashed again (0.35 s per submission graded)."""
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+    path = cache_dir / CACHE_FILE
+    with contextlib.suppress(OSError):
+        if _verified.get(path) == _identity(path):
+            return path
     failures = []
     try:
-        from_cache(cache_dir)
-        path = cache_dir / CACHE_FILE
-        if path.stat().st_mode & 0o004 == 0 and path.stat().st_uid == os.geteuid():
+        if path.exists() and path.stat().st_mode & 0o004 == 0 and path.stat().st_uid == os.geteuid():
             path.chmod(0o644)   # a cache written before kernels had a user of their own
+        before = _identity(path) if path.exists() else None
+        from_cache(cache_dir)
+        _verified[path] = before    # taken before reading: a file replaced meanwhile is verified again
         return path
     except MnistError as exc:
         failures.append(f"cache: {exc}")
