@@ -24,6 +24,9 @@ DASK = Path(sys.executable).parent / "dask"
 Q1_ONLY_CORPUS = ["odd_nbformat3", "odd_duplicate_ids", "hostile_sys_exit"]
 
 
+TICK = {"DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL": "1s"}
+
+
 class DaskCluster:
     """A scheduler and its workers, each a real process group, torn down at the end."""
 
@@ -41,9 +44,10 @@ class DaskCluster:
         self.workers = [self.add_worker() for _ in range(workers)]
         self.wait_for(workers)
 
-    def _start(self, args, name, **kw):
+    def _start(self, args, name, env=None, **kw):
         log = open(self.where / f"{name}-{len(self.procs)}.log", "w")
-        proc = subprocess.Popen([str(DASK), *args], stdout=log, stderr=log, start_new_session=True, **kw)
+        env = dict(env or os.environ, **TICK)     # as the README starts them
+        proc = subprocess.Popen([str(DASK), *args], stdout=log, stderr=log, start_new_session=True, env=env, **kw)
         self.procs.append(proc)
         return proc
 
