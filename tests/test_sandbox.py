@@ -65,7 +65,16 @@ time.sleep(30)
 """
 
 
-def test_watchdog_sees_the_children_of_every_thread_and_their_children():
+def unreadable_children_files(path, *args, **kwargs):
+    if str(path).endswith("/children"):
+        raise PermissionError(path)
+    return open(path, *args, **kwargs)
+
+
+@pytest.mark.parametrize("children_files", ["readable", "unreadable"])
+def test_watchdog_sees_the_children_of_every_thread_and_their_children(children_files, monkeypatch):
+    if children_files == "unreadable":      # a kernel without CONFIG_PROC_CHILDREN: psutil's way
+        monkeypatch.setattr(sandbox, "open", unreadable_children_files, raising=False)
     proc = subprocess.Popen([sys.executable, "-c", THREAD_FORKS], stdout=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:

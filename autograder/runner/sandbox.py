@@ -456,12 +456,10 @@ def _children_pids(pid: int) -> list[int] | None:
         try:
             with open(f"/proc/{pid}/task/{task}/children") as f:
                 pids += map(int, f.read().split())
-        except FileNotFoundError:
+        except OSError:
             if not os.path.exists(f"/proc/{pid}/task/{task}"):
                 continue        # a thread that ended meanwhile
-            return None         # no CONFIG_PROC_CHILDREN
-        except OSError:
-            continue
+            return None         # no CONFIG_PROC_CHILDREN, or not readable here: psutil's way then
     return pids
 
 
