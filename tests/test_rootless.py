@@ -28,7 +28,7 @@ import pytest
 
 from autograder.core.mnist_data import ensure_mnist
 from autograder.runner.sandbox import Mechanism, SandboxPolicy, namespaces_available
-from tests.conftest import CONFIG, ROOT
+from tests.conftest import CONFIG, MEMORY_MB, ROOT
 from tests.corpus.build_corpus import HOSTILE
 
 GRADER_UID = 1_500_000_000 + 2 * (os.getpid() % 100_000)   # fresh: no account, file or group; < 2**31 for bwrap
@@ -198,7 +198,8 @@ def runs():
     prepared = {mode: prepare(mode) for mode in MODES}
     procs = {}
     for mode, run in prepared.items():
-        command = ["-m", "autograder", "grade", str(run.inbox), "--out", str(run.out), "--cell-timeout", "120"]
+        command = ["-m", "autograder", "grade", str(run.inbox), "--out", str(run.out), "--cell-timeout", "120",
+                   "--memory-mb", MEMORY_MB]     # the memory bomb faults in half of grading.toml's limit
         procs[mode] = subprocess.Popen(harness(mode, command), cwd=ROOT, stdout=subprocess.PIPE,
                                        stderr=subprocess.STDOUT, text=True)
     try:
