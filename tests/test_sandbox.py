@@ -80,7 +80,7 @@ def test_watchdog_sees_the_children_of_every_thread_and_their_children(children_
     try:
         assert proc.stdout.readline() == "ready\n"
         root = psutil.Process(proc.pid)
-        listed = sorted(p.pid for p in sandbox._descendants(root))
+        listed = sorted(p.pid for p in sandbox.descendants(root))
         assert listed == sorted(p.pid for p in root.children(recursive=True)) and len(listed) == 3
         watchdog = Watchdog(proc.pid, replace(Limits(), max_processes=3))       # the tree has 4
         watchdog.start()

@@ -34,7 +34,7 @@ from jupyter_client.provisioning import LocalProvisioner
 
 from ..core.config import Limits
 from ..core.environment import kernel_env
-from .sandbox import FileView, SandboxLauncher, SandboxPolicy, kernel_interpreter
+from .sandbox import FileView, SandboxLauncher, SandboxPolicy, descendants, kernel_interpreter
 
 START_SECONDS = 120        # importing TensorFlow on a loaded machine
 REPLY_SECONDS = 30
@@ -162,7 +162,7 @@ def host_pid(ancestor: int, inner: int) -> int:
     deadline = time.monotonic() + FIND_SECONDS
     while True:
         try:
-            for proc in psutil.Process(ancestor).children(recursive=True):
+            for proc in descendants(psutil.Process(ancestor)):
                 if _ns_pid(proc.pid) == inner:
                     return proc.pid
         except psutil.Error as exc:

@@ -463,7 +463,7 @@ def _children_pids(pid: int) -> list[int] | None:
     return pids
 
 
-def _descendants(root: psutil.Process) -> list[psutil.Process]:
+def descendants(root: psutil.Process) -> list[psutil.Process]:
     """Every process below ``root``; a child forked while this runs is found at the next poll."""
     if not root.is_running():
         raise psutil.NoSuchProcess(root.pid)
@@ -500,7 +500,7 @@ class Watchdog(threading.Thread):
             return
         while not self._stopping.wait(POLL_SECONDS):
             try:
-                tree = [root] + _descendants(root)
+                tree = [root] + descendants(root)
             except psutil.Error:
                 return
             if len(tree) > self.limits.max_processes:
