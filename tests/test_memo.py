@@ -156,7 +156,7 @@ def test_an_unreadable_recording_means_the_cells_run_as_written(tmp_path, monkey
 
     mnist = tmp_path / "mnist.npz"
     mnist.write_bytes(b"")
-    key = memo_module._key(CONFIG, TEMPLATE)
+    key = memo_module.memo_key(TEMPLATE, CONFIG.limits.seed, CONFIG.limits.threads)
     (tmp_path / "memo" / key).mkdir(parents=True)
     (tmp_path / "memo" / key / "memo.json").write_text("{not json")
     monkeypatch.setattr(memo_module, "_loaded", {})

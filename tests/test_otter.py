@@ -34,7 +34,8 @@ from otter.test_files import create_test_file
 from autograder.interop import otter_plugin
 from autograder.notebook.mapping import map_cells, template_cells
 from autograder.core.mnist_data import from_cache
-from autograder.interop.otter_plugin import PLUGIN_NAME, unrunnable_questions
+from autograder.interop.otter_plugin import MEMO_FOLDER, PLUGIN_NAME, AutograderPlugin, instrumented_notebook, \
+    unrunnable_questions
 from autograder.runner.sandbox import namespaces_available
 from tests.conftest import CONFIG, CORPUS, ROOT, secret_solution_lines
 
@@ -127,6 +128,25 @@ def test_unrunnable_questions_get_the_graders_reasons():
     assert "erreur de syntaxe" in failed["q2"]
     assert "aucune cellule" in failed["q3"]
     assert "« < Compléter > » est encore présent" in failed["q4"]
+
+
+def replayed_cells(unpacked: Path, where: Path, monkeypatch, **settings) -> list[str]:
+    """The plugin in a submission folder holding the zip's files: which cells it replays from the recording."""
+    config = json.loads((unpacked / "otter_config.json").read_text())["plugins"][0][PLUGIN_NAME]
+    shutil.copytree(unpacked / "files", where / "submission")
+    monkeypatch.chdir(where / "submission")
+    plugin = AutograderPlugin(str(where / "submission" / "x.ipynb"), {}, dict(config, **settings))
+    nb = plugin.before_execution(nbformat.read(CORPUS / "solution.ipynb", as_version=4))
+    plugin.after_grading(None)
+    assert not (where / "submission" / MEMO_FOLDER).exists()           # out of the student's reach either way
+    return [c.source for c in nb.cells if c.source.startswith("__import__(") and ").memo_restore(" in c.source]
+
+
+def test_the_zip_replays_the_instructor_cells_only_where_its_key_holds(unpacked, tmp_path, monkeypatch):
+    assert (unpacked / "files" / MEMO_FOLDER / "memo.json").is_file()
+    replayed = replayed_cells(unpacked, tmp_path / "same", monkeypatch)
+    assert [("GaussianNB()" in c, "LinearRegression()" in c) for c in replayed] == [(True, False), (False, True)]
+    assert replayed_cells(unpacked, tmp_path / "other", monkeypatch, memo="recorded elsewhere") == []
 
 
 def _question_scores(tests: list[dict], key: str) -> dict[str, float]:

@@ -35,11 +35,12 @@ _loaded: dict[Path, PrefixMemo | None] = {}     # one recording (or none) per pr
 def prefix_memo(config: Config, template, mnist: Path, log=None) -> PrefixMemo | None:
     """The memo for ``config``'s released ``template``, recorded now if this machine has none; None if
     no cell could be recorded (everything then runs as written)."""
-    directory = _directory(Path(mnist).parent / MEMO_DIR / _key(config, template))
+    key = memo_key(template, config.limits.seed, config.limits.threads)
+    directory = _directory(Path(mnist).parent / MEMO_DIR / key)
     if directory not in _loaded:
         try:
-            _loaded[directory] = _read(directory) if (directory / INDEX).exists() else _record(config, template, mnist,
-                                                                                              directory, log)
+            _loaded[directory] = read_memo(directory) if (directory / INDEX).exists() else _record(
+                config, template, mnist, directory, log)
         except (OSError, ValueError, KeyError, TypeError) as exc:   # an aid, never a reason not to grade
             if log:
                 log(f"instructor cells not recorded: {exc!r}")
@@ -58,7 +59,8 @@ def _directory(shared: Path) -> Path:
     return Path.home() / ".cache" / "keras-mnist-autograder" / MEMO_DIR / shared.name
 
 
-def _key(config: Config, template) -> str:
+def memo_key(template, seed: int, threads: int) -> str:
+    """What the recording depends on: the template, the runtime, seed and threads, Python and the libraries."""
     versions = {}
     for name in LIBRARIES:
         try:
@@ -66,12 +68,12 @@ def _key(config: Config, template) -> str:
         except metadata.PackageNotFoundError:
             versions[name] = None
     described = {"cells": [c.source for c in template.cells], "runtime": runtime_source(), "python": sys.version,
-                 "seed": config.limits.seed, "threads": config.limits.threads, "spe": STEPS_PER_EXECUTION,
+                 "seed": seed, "threads": threads, "spe": STEPS_PER_EXECUTION,
                  "versions": versions}
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:24]
 
 
-def _read(directory: Path) -> PrefixMemo | None:
+def read_memo(directory: Path) -> PrefixMemo | None:
     index = json.loads((directory / INDEX).read_text())
     cells = {c["key"]: CellMemo(c["key"], c["pickle"], tuple(map(tuple, c["streams"]))) for c in index["cells"]}
     return PrefixMemo(directory, tuple(index["prefix"]), cells) if cells else None
@@ -102,7 +104,7 @@ def _record(config: Config, template, mnist: Path, directory: Path, log) -> Pref
                  "cells": [{"key": c.key, "pickle": c.pickle, "streams": c.streams} for c in cells]}
         write_atomic(Path(staging) / INDEX, json.dumps(index, indent=1, ensure_ascii=False))
         _publish(Path(staging), directory)
-    return _read(directory)
+    return read_memo(directory)
 
 
 def _recorded(step, out: Path, outputs: list, staging: Path) -> CellMemo | None:

@@ -3,7 +3,9 @@
 The zip holds one exception-based test file per question (each test case calls the
 rubric's own check function with grading.toml's points and params), the grading plugin's
 configuration (the released student notebook, never the master), the pinned requirements,
-this package as a wheel and the verified MNIST copy so grading needs no download.
+this package as a wheel, the verified MNIST copy so grading needs no download, and the
+recording of the instructor's slow cells (grading/memo.py), replayed where otter grades in
+the environment it was recorded in.
 `otter run -a autograder.zip NOTEBOOK` runs it without Docker, in this venv; `otter grade`
 and Gradescope run the same zip in their containers.
 
@@ -33,7 +35,8 @@ from otter.utils import chdir
 from ..core.codegen import python_template
 from ..core.config import PROJECT_ROOT, Config
 from ..core.mnist_data import CACHE_FILE, ensure_mnist, from_cache
-from .otter_plugin import PLUGIN_NAME
+from ..grading.memo import memo_key, prefix_memo
+from .otter_plugin import MEMO_FOLDER, PLUGIN_NAME
 
 ZIP_NAME = "autograder.zip"
 PYTHON_VERSION = "3.11"
@@ -51,9 +54,10 @@ def render_tests(config: Config, tests_dir: Path) -> list[Path]:
     return paths
 
 
-def plugin_config(config: Config) -> dict:
+def plugin_config(config: Config, memo: str | None = None) -> dict:
     return {
         "template": nbformat.read(config.student, as_version=4),
+        "memo": memo,
         "placeholder": config.placeholder,
         "questions": list(config.question_ids),
         "seed": config.limits.seed,
@@ -97,6 +101,17 @@ def add_grading_steps(generated: Path, target: Path, steps: str) -> None:
             dest.writestr(info, data)
 
 
+def ship_memo(config: Config, mnist: Path, dest: Path) -> str | None:
+    """A copy of this machine's recording of the template's slow cells (made now if it has none), and its key:
+    otter's plugin replays it only where the same Python and libraries compute the key again."""
+    template = nbformat.read(config.student, as_version=4)
+    memo = prefix_memo(config, template, mnist, log=lambda message: print(message, file=sys.stderr))
+    if memo is None:
+        return None
+    shutil.copytree(memo.directory, dest)
+    return memo_key(template, config.limits.seed, config.limits.threads)
+
+
 def export_otter(config: Config, out: Path, mnist: Path | None = None) -> Path:
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -108,14 +123,16 @@ def export_otter(config: Config, out: Path, mnist: Path | None = None) -> Path:
         wheel = build_wheel(build)
         # Compressed (otter stores files as they are): a fifth of the cache's size, the same verified arrays.
         np.savez_compressed(build / CACHE_FILE, **from_cache(Path(mnist).parent).arrays())
-        otter_config = {"lang": "python", "plugins": [{PLUGIN_NAME: plugin_config(config)}]}
+        memo = ship_memo(config, mnist, build / MEMO_FOLDER)
+        files = [wheel.name, CACHE_FILE] + ([MEMO_FOLDER] if memo else [])
+        otter_config = {"lang": "python", "plugins": [{PLUGIN_NAME: plugin_config(config, memo)}]}
         (build / "otter_config.json").write_text(json.dumps(otter_config, ensure_ascii=False, indent=1),
                                                  encoding="utf-8")
         generated = build / "generated.zip"
         with chdir(build):  # otter stores files relative to the working directory
             otter_generate(tests_dir="tests", output_path=str(generated), config="otter_config.json",
                            requirements=str(PROJECT_ROOT / "requirements.txt"), no_environment=True,
-                           python_version=PYTHON_VERSION, files=[wheel.name, CACHE_FILE])
+                           python_version=PYTHON_VERSION, files=files)
         add_grading_steps(generated, build / ZIP_NAME, grading_steps(otter_config, wheel.name))
         shutil.move(build / ZIP_NAME, target)
     return target

@@ -6,7 +6,8 @@ Two halves, both shipped in the zip that ``autograder export otter`` builds:
   submission exactly as ``autograder grade`` plans it (map cells → instrument): the
   hidden preamble (offline MNIST, seeds, call recording), ``begin``/``capture`` around
   each question, and otter's check of a question right after its capture, since later
-  questions reassign ``model``.
+  questions reassign ``model``; the instructor's slow cells replayed from the zip's
+  recording when this environment computes its key again (the same Python and libraries).
 - ``check`` runs inside the kernel, called by the generated otter test files: it builds
   the question's artifacts from the capture and calls the rubric's own check function.
 
@@ -30,10 +31,13 @@ from ..rubric import checks
 from ..rubric.artifacts import load_question
 from ..core.environment import kernel_env
 from ..core.mnist_data import CACHE_FILE, MnistError, ensure_mnist, from_cache
+from ..grading.memo import memo_key, read_memo
+from ..notebook.memo import PrefixMemo, with_memo
 from ..notebook.plan import preamble_source, RUNTIME_MODULE
 from ..notebook.prepare import not_run_reasons, prepare
 
 PLUGIN_NAME = f"{__name__}.AutograderPlugin"
+MEMO_FOLDER = "autograder_memo"     # in the zip's files/, copied by otter beside the submission
 OTTER_METADATA = "otter"
 RUNTIME_MISSING = ("Le notebook n'a pas été préparé pour la correction (module de correction absent) : "
                    "signalez-le à l'enseignant.")
@@ -60,12 +64,18 @@ def unrunnable_questions(cell_map, questions, placeholder: str) -> dict[str, str
 
 
 def instrumented_notebook(submission: nbformat.NotebookNode, template: nbformat.NotebookNode, *, questions,
-                          placeholder: str, mnist: Path, capture_dir: Path, seed: int, threads: int):
+                          placeholder: str, mnist: Path, capture_dir: Path, seed: int, threads: int,
+                          memo: PrefixMemo | None = None):
     """The notebook otter executes: our plan's steps as cells, otter's checks after each capture."""
     prepared = prepare(submission, template, lambda cell_map: preamble_source(
         mnist, capture_dir, seed, threads, failed=unrunnable_questions(cell_map, questions, placeholder)))
+    steps = prepared.steps
+    if memo is not None:
+        replay = capture_dir.parent / "replay"
+        replay.mkdir(exist_ok=True)
+        steps = with_memo(steps, memo, replay)
     cells = []
-    for step in prepared.steps:
+    for step in steps:
         cell = nbformat.v4.new_code_cell(step.source)
         if step.kind == "capture":
             cell.metadata[OTTER_METADATA] = {"tests": [step.question]}
@@ -96,6 +106,21 @@ class AutograderPlugin(AbstractOtterPlugin):
                 pass
         return ensure_mnist(log=lambda message: None)
 
+    def _memo(self, workdir: Path, template) -> PrefixMemo | None:
+        """The zip's recording (moved out of the student's reach), if this environment gives its key."""
+        shipped = Path.cwd() / MEMO_FOLDER
+        if not shipped.is_dir():
+            return None
+        private = workdir / MEMO_FOLDER
+        shutil.move(str(shipped), private)
+        cfg = self.plugin_config
+        if cfg.get("memo") != memo_key(template, cfg["seed"], cfg["threads"]):
+            return None
+        try:
+            return read_memo(private)
+        except (OSError, ValueError, KeyError, TypeError):   # an aid: the cells then run as written
+            return None
+
     def before_execution(self, submission):
         cfg = self.plugin_config
         self._workdir = tempfile.mkdtemp(prefix="autograder-otter-")
@@ -106,7 +131,8 @@ class AutograderPlugin(AbstractOtterPlugin):
         template = nbformat.from_dict(cfg["template"])
         return instrumented_notebook(submission, template, questions=cfg["questions"],
                                      placeholder=cfg["placeholder"], mnist=self._mnist(workdir),
-                                     capture_dir=capture, seed=cfg["seed"], threads=cfg["threads"])
+                                     capture_dir=capture, seed=cfg["seed"], threads=cfg["threads"],
+                                     memo=self._memo(workdir, template))
 
     def after_grading(self, results):
         if self._workdir:
