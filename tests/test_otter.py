@@ -34,8 +34,8 @@ from otter.test_files import create_test_file
 from autograder.interop import otter_plugin
 from autograder.notebook.mapping import map_cells, template_cells
 from autograder.core.mnist_data import from_cache
-from autograder.interop.otter_plugin import MEMO_FOLDER, PLUGIN_NAME, AutograderPlugin, instrumented_notebook, \
-    unrunnable_questions
+from autograder.core.environment import kernel_env
+from autograder.interop.otter_plugin import MEMO_FOLDER, PLUGIN_NAME, AutograderPlugin, unrunnable_questions
 from autograder.runner.sandbox import namespaces_available
 from tests.conftest import CONFIG, CORPUS, ROOT, secret_solution_lines
 
@@ -135,6 +135,8 @@ def replayed_cells(unpacked: Path, where: Path, monkeypatch, **settings) -> list
     config = json.loads((unpacked / "otter_config.json").read_text())["plugins"][0][PLUGIN_NAME]
     shutil.copytree(unpacked / "files", where / "submission")
     monkeypatch.chdir(where / "submission")
+    for name in kernel_env(config["threads"]):      # the plugin sets the kernel's environment in its process
+        monkeypatch.setenv(name, os.environ.get(name, ""))
     plugin = AutograderPlugin(str(where / "submission" / "x.ipynb"), {}, dict(config, **settings))
     nb = plugin.before_execution(nbformat.read(CORPUS / "solution.ipynb", as_version=4))
     plugin.after_grading(None)

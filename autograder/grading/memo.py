@@ -9,26 +9,22 @@ library versions), so a class pays for one recording, and later classes for none
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
-import sys
 import tempfile
-from importlib import metadata
 from pathlib import Path
 
 from ..core.config import Config
 from ..core.files import write_atomic
-from ..notebook.memo import CellMemo, PrefixMemo, cell_key, instructor_prefix, recording_steps
-from ..notebook.plan import STEPS_PER_EXECUTION, preamble_source, runtime_source
+from ..notebook.memo import INDEX, CellMemo, PrefixMemo, cell_key, instructor_prefix, memo_key, read_memo, \
+    recording_steps
+from ..notebook.plan import preamble_source
 from ..notebook.prepare import prepare
 from ..runner.execute import execute
 from ..runner.sandbox import SandboxLauncher, submission_view
 
 MEMO_DIR = "memo"
-INDEX = "memo.json"
-LIBRARIES = ("numpy", "scipy", "scikit-learn", "keras", "tensorflow", "ipykernel", "matplotlib")
 _loaded: dict[Path, PrefixMemo | None] = {}     # one recording (or none) per process and key
 
 
@@ -57,26 +53,6 @@ def _directory(shared: Path) -> Path:
     if os.access(existing, os.W_OK):
         return shared
     return Path.home() / ".cache" / "keras-mnist-autograder" / MEMO_DIR / shared.name
-
-
-def memo_key(template, seed: int, threads: int) -> str:
-    """What the recording depends on: the template, the runtime, seed and threads, Python and the libraries."""
-    versions = {}
-    for name in LIBRARIES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    described = {"cells": [c.source for c in template.cells], "runtime": runtime_source(), "python": sys.version,
-                 "seed": seed, "threads": threads, "spe": STEPS_PER_EXECUTION,
-                 "versions": versions}
-    return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:24]
-
-
-def read_memo(directory: Path) -> PrefixMemo | None:
-    index = json.loads((directory / INDEX).read_text())
-    cells = {c["key"]: CellMemo(c["key"], c["pickle"], tuple(map(tuple, c["streams"]))) for c in index["cells"]}
-    return PrefixMemo(directory, tuple(index["prefix"]), cells) if cells else None
 
 
 def _record(config: Config, template, mnist: Path, directory: Path, log) -> PrefixMemo | None:

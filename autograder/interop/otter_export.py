@@ -35,7 +35,8 @@ from otter.utils import chdir
 from ..core.codegen import python_template
 from ..core.config import PROJECT_ROOT, Config
 from ..core.mnist_data import CACHE_FILE, ensure_mnist, from_cache
-from ..grading.memo import memo_key, prefix_memo
+from ..grading.memo import prefix_memo
+from ..notebook.memo import memo_key
 from .otter_plugin import MEMO_FOLDER, PLUGIN_NAME
 
 ZIP_NAME = "autograder.zip"

@@ -31,8 +31,7 @@ from ..rubric import checks
 from ..rubric.artifacts import load_question
 from ..core.environment import kernel_env
 from ..core.mnist_data import CACHE_FILE, MnistError, ensure_mnist, from_cache
-from ..grading.memo import memo_key, read_memo
-from ..notebook.memo import PrefixMemo, with_memo
+from ..notebook.memo import PrefixMemo, memo_key, read_memo, with_memo
 from ..notebook.plan import preamble_source, RUNTIME_MODULE
 from ..notebook.prepare import not_run_reasons, prepare
 

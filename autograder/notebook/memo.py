@@ -10,14 +10,19 @@ bound to the same values and the same printed text, without computing them again
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
+import sys
 from dataclasses import dataclass, replace
+from importlib import metadata
 from pathlib import Path
 
-from .plan import Step, runtime_call
+from .plan import STEPS_PER_EXECUTION, Step, runtime_call, runtime_source
 
 # A cell is replayed only if running it took this long: a replay costs a few milliseconds.
 MIN_SECONDS = 0.5
+INDEX = "memo.json"
+LIBRARIES = ("numpy", "scipy", "scikit-learn", "keras", "tensorflow", "ipykernel", "matplotlib")
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,26 @@ class PrefixMemo:
 
 def cell_key(step: Step) -> str:
     return f"{step.cell.master_id}:{hashlib.sha256(step.source.encode()).hexdigest()[:16]}"
+
+
+def memo_key(template, seed: int, threads: int) -> str:
+    """What the recording depends on: the template, the runtime, seed and threads, Python and the libraries."""
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    described = {"cells": [c.source for c in template.cells], "runtime": runtime_source(), "python": sys.version,
+                 "seed": seed, "threads": threads, "spe": STEPS_PER_EXECUTION,
+                 "versions": versions}
+    return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def read_memo(directory: Path) -> PrefixMemo | None:
+    index = json.loads((directory / INDEX).read_text())
+    cells = {c["key"]: CellMemo(c["key"], c["pickle"], tuple(map(tuple, c["streams"]))) for c in index["cells"]}
+    return PrefixMemo(directory, tuple(index["prefix"]), cells) if cells else None
 
 
 def instructor_prefix(steps: list[Step]) -> list[int]:
