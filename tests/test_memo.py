@@ -165,6 +165,20 @@ def test_an_unreadable_recording_means_the_cells_run_as_written(tmp_path, monkey
     assert logged and "not recorded" in logged[0]
 
 
+def test_a_recording_kernel_that_never_starts_means_the_cells_run_as_written(tmp_path, monkeypatch):
+    import autograder.grading.memo as memo_module
+
+    def no_kernel(*args, **kwargs):
+        raise RuntimeError("Kernel died before replying to kernel_info")
+
+    monkeypatch.setattr(memo_module, "execute", no_kernel)
+    monkeypatch.setattr(memo_module, "_loaded", {})
+    logged = []
+    assert prefix_memo(CONFIG, TEMPLATE, tmp_path / "mnist.npz", log=logged.append) is None
+    assert logged and "not recorded" in logged[0] and "kernel_info" in logged[0]
+    assert not (tmp_path / "memo").exists() or not list((tmp_path / "memo").rglob("memo.json"))
+
+
 def test_a_grader_that_may_not_write_beside_mnist_records_in_its_own_cache(tmp_path, monkeypatch):
     import autograder.grading.memo as memo_module
 

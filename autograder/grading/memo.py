@@ -37,7 +37,8 @@ def prefix_memo(config: Config, template, mnist: Path, log=None) -> PrefixMemo |
         try:
             _loaded[directory] = read_memo(directory) if (directory / INDEX).exists() else _record(
                 config, template, mnist, directory, log)
-        except (OSError, ValueError, KeyError, TypeError) as exc:   # an aid, never a reason not to grade
+        # An aid, never a reason not to grade or export: RuntimeError is a kernel that never started.
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
             if log:
                 log(f"instructor cells not recorded: {exc!r}")
             _loaded[directory] = None
