@@ -7,6 +7,8 @@ import os
 import threading
 import time
 
+import psutil
+
 from autograder.core.config import load_config
 from autograder.runner import scoring
 from autograder.runner.scoring import score
@@ -48,9 +50,9 @@ def open_for_writing_once_read(pipe, grading: threading.Thread, timeout: float =
         time.sleep(0.05)
 
 
-def test_a_scoring_process_that_dies_in_the_middle_of_a_submission_is_replaced_by_a_cold_one(tmp_path):
-    """The warm process is blocked reading q1's call log (a named pipe) when it is killed; the
-    submission is then scored by a fresh process, with the outcomes a fresh process gives."""
+def score_killing_midway(tmp_path, victim):
+    """A q1 whose call log is a named pipe, scored warm: ``victim()`` (a process) is killed while
+    the session is blocked reading it.  The outcomes a fresh process gives, and those scored."""
     config = load_config()
     calls = {"meta": {"question": "q1", "errors": []}, "calls": []}
     plain = tmp_path / "plain"
@@ -69,11 +71,36 @@ def test_a_scoring_process_that_dies_in_the_middle_of_a_submission_is_replaced_b
     with open_for_writing_once_read(pipe, grading) as writer:
         pipe.unlink()
         pipe.write_text(json.dumps(calls))
-        dying = scoring._server().proc
+        dying = victim()
         dying.kill()
         dying.wait()
         writer.close()
     grading.join(timeout=300)
-    assert scoring._server().proc is None             # the dead process was let go; the next submission starts one
-    assert got["scores"].outcomes == expected.outcomes
     assert not any(o.passed for n, o in expected.outcomes.items() if n.startswith("q1."))
+    return expected, got["scores"]
+
+
+def test_a_scoring_process_that_dies_in_the_middle_of_a_submission_is_replaced_by_a_cold_one(tmp_path):
+    """The warm process is killed while its child scores: the child dies with it, and the submission
+    is scored by a fresh process, with the outcomes a fresh process gives."""
+    expected, got = score_killing_midway(tmp_path, lambda: scoring._server().proc)
+    assert scoring._server().proc is None             # the dead process was let go; the next submission starts one
+    assert got.outcomes == expected.outcomes
+
+
+def test_a_scoring_child_that_dies_costs_its_submission_a_cold_scoring_and_the_server_nothing(tmp_path,
+                                                                                              monkeypatch):
+    """The child scoring one submission is killed (as the kernel's OOM killer would): that submission
+    is scored by a fresh process; the warm process stays and scores the next one itself."""
+    scoring.warm_up()
+    server = scoring._server().proc
+    expected, got = score_killing_midway(tmp_path, lambda: psutil.Process(server.pid).children()[0])
+    assert got.outcomes == expected.outcomes
+    assert scoring._server().proc is server and server.poll() is None
+    (tmp_path / "next" / "q1").mkdir(parents=True)
+    (tmp_path / "next" / "q1" / "calls.json").write_text((tmp_path / "plain" / "q1" / "calls.json").read_text())
+    monkeypatch.setattr(scoring.subprocess, "run", None)      # no cold process this time
+    again = score(load_config(), tmp_path / "next", {}, tmp_path / "again", warm=True)
+    assert scoring._server().proc is server
+    assert again.outcomes == expected.outcomes
+    assert f"{len(load_config().checks)} failed" in (tmp_path / "again" / "scoring.log").read_text()   # its report

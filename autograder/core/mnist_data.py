@@ -216,8 +216,8 @@ _loaded: dict[Path, Mnist] = {}
 
 
 def shared_mnist(cache_dir: Path | None = None) -> Mnist:
-    """``load_mnist``, once per process: a warm scoring process keeps it, and what it derived from it,
-    from one submission to the next.  Read-only, so that nothing scoring one can change the next."""
+    """``load_mnist``, once per process: a scoring session's questions share it, and what was derived
+    from it.  Read-only, so that nothing scoring one question can change the next."""
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
     if cache_dir not in _loaded:
         mnist = load_mnist(cache_dir)

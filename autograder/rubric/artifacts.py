@@ -165,9 +165,9 @@ def _fit_call(raw: dict, test_rows: int) -> FitCall:
 
 
 class _Kept:
-    """What a warm scoring process keeps between submissions, for the one MNIST copy it loaded
-    (core.mnist_data.shared_mnist): students mostly share one input space and one scaled test set.
-    Results of pure functions of the bytes they are keyed on, so a submission scores the same either way."""
+    """What a scoring session keeps from one question to the next, for the one MNIST copy it loaded
+    (core.mnist_data.shared_mnist): the questions mostly share one input space and one scaled test set.
+    Results of pure functions of the bytes they are keyed on, so a question scores the same either way."""
     LIMIT = 2       # of each kind (key[0]): a scaled test set weighs up to 63 MB
 
     def __init__(self):

@@ -2,8 +2,10 @@
 
 That process never runs student code: it reads the captured files and loads the models with
 Keras' safe mode.  Importing TensorFlow, Keras and the rubric costs it about ten seconds, so a
-grading process keeps one warm `ScoringServer` and sends it one submission after another; each
-is a fresh pytest session in that process.  ``warm=False`` starts a new process per submission
+grading process keeps one warm `ScoringServer`, which imports them once and forks one child per
+submission; the child runs a fresh pytest session and exits.  Nothing one submission's scoring
+leaves (models, Keras state, memory) reaches the next, and between submissions, while the next
+kernel trains, only the imports stay resident.  ``warm=False`` starts a new process per submission
 (as `--no-accelerate` does); both give the same outcomes (tests/test_acceleration.py).
 """
 
@@ -15,6 +17,7 @@ import ctypes
 import gc
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -29,6 +32,7 @@ from ..core.environment import scoring_env
 from ..core.files import write_atomic
 from ..rubric.checks import failure_message
 
+PR_SET_PDEATHSIG = 1
 SUITE = Path(__file__).resolve().parents[1] / "rubric" / "hidden_tests"
 
 
@@ -104,32 +108,28 @@ def score(config: Config, capture_dir: Path, failed: dict[str, str], workdir: Pa
 
 
 class ScoringServer:
-    """A warm scoring process: one JSON request per line on its stdin, one return code per line back.
+    """A warm scoring process: one JSON request per line on its stdin, one exit status per line back.
 
-    It is started by, and private to, one grading process; student code never runs in it.  It is
-    replaced after ``RECYCLE`` submissions so that memory Keras keeps cannot grow without bound.
+    It is started by, and private to, one grading process; student code never runs in it.  Each
+    request is scored in a child it forks; a child that dies is reported as a negative status.
     """
-
-    RECYCLE = 25
 
     def __init__(self):
         self.proc: subprocess.Popen | None = None
-        self.served = 0
 
     def start(self) -> None:
         """A process ready for the next submission: started now (it imports while a kernel runs), unless
-        the one there is alive and not due for replacement."""
-        if self.proc is None or self.proc.poll() is not None or self.served >= self.RECYCLE:
+        the one there is alive."""
+        if self.proc is None or self.proc.poll() is not None:
             self.close()
             self.proc = subprocess.Popen([sys.executable, "-m", "autograder.runner.scoring", "--serve"],
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                          text=True, env=scoring_env(), cwd=tempfile.gettempdir())
-            self.served = 0
 
     def run(self, argv: list[str], workdir: Path) -> int | None:
-        """The pytest session's return code, or None when the process died (the caller retries cold)."""
+        """The pytest session's return code, or None when the server or its child died (the caller
+        retries cold).  A dead child leaves the server as it was: the next submission forks another."""
         self.start()
-        self.served += 1
         try:
             self.proc.stdin.write(json.dumps({"argv": argv, "cwd": str(workdir)}) + "\n")
             self.proc.stdin.flush()
@@ -139,7 +139,8 @@ class ScoringServer:
         if not reply.strip():
             self.close()
             return None
-        return int(reply)
+        code = int(reply)
+        return None if code < 0 else code
 
     def close(self) -> None:
         if self.proc is not None:
@@ -176,49 +177,63 @@ def _main(argv: list[str]) -> int:
                            plugins=[ResultsPlugin(results)]))
 
 
-def _give_back_memory() -> None:
-    """Between submissions the process waits beside the next kernel: glibc keeps freed memory unless asked."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None).malloc_trim(0)
-
-
-def _warm_imports():
+def _warm_imports() -> None:
     """Import what every session needs, then freeze it: the 400,000 objects of TensorFlow, Keras and
     scikit-learn would otherwise be traversed by every full collection (0.2 s each, several per
-    submission).  Freezing changes no value computed; the submissions' own objects stay collectable."""
-    import keras
+    submission), and in a forked child that traversal would also copy the pages they share.
+    Importing runs no TensorFlow operation, so no runtime thread exists yet to be lost by a fork."""
+    import keras  # noqa: F401
     import sklearn.neighbors  # noqa: F401 - the contamination search's, imported by the first session otherwise
 
     from ..rubric import artifacts, checks, contamination  # noqa: F401
 
     gc.collect()
     gc.freeze()
-    return keras
 
 
 def _serve() -> int:
     """The warm process's loop.  Its replies go to a private copy of stdout; what pytest and
-    TensorFlow print goes to each submission's scoring.log or to stderr, never into the replies."""
+    TensorFlow print goes to each submission's scoring.log, never into the replies."""
     replies = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
-    keras = _warm_imports()
-
+    _warm_imports()
     for line in sys.stdin:
         request = json.loads(line)
-        workdir = Path(request["cwd"])
-        os.chdir(workdir)
-        with open(workdir / "scoring.log", "w") as log, contextlib.redirect_stdout(log), \
-                contextlib.redirect_stderr(log):
-            try:
-                code = _main(request["argv"])
-            except BaseException as exc:  # noqa: BLE001 - reported as a failed session, the loop goes on
-                print(f"scoring failed: {exc!r}", file=log)
-                code = 3
-        keras.backend.clear_session()      # its own full collection frees the submission's models
-        _give_back_memory()
-        replies.write(f"{code}\n")
+        sys.stdout.flush()
+        server = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            os._exit(_child(request, server, replies.fileno()))
+        _, status = os.waitpid(pid, 0)
+        replies.write(f"{os.waitstatus_to_exitcode(status)}\n")
         replies.flush()
     return 0
+
+
+def _child(request: dict, server: int, replies: int) -> int:
+    """One submission's session, in a child that dies with the server: a grading process that lost
+    the server scores the submission again, cold, and nothing may write its results meanwhile."""
+    code = 3
+    try:
+        if ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL) != 0 or os.getppid() != server:
+            return 3
+        os.close(replies)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        workdir = Path(request["cwd"])
+        os.chdir(workdir)
+        with open(workdir / "scoring.log", "w") as log:
+            os.dup2(log.fileno(), 1)
+            os.dup2(log.fileno(), 2)
+            try:
+                code = _main(request["argv"])
+            except BaseException as exc:  # noqa: BLE001 - reported as a failed session
+                print(f"scoring failed: {exc!r}", file=sys.stderr)
+            sys.stdout.flush()
+            sys.stderr.flush()
+    except BaseException:  # noqa: BLE001 - the child never returns into the server's loop
+        pass
+    return code
 
 
 if __name__ == "__main__":
