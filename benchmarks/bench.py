@@ -182,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         figures[label] = {"wall_s": m.wall, "cpu_s": m.cpu, **_memory(m),
                           "stages_s": stages(out / ("one" if accelerate else "one-plain"))}
         _print(label, figures[label], base)
+        if accelerate:
+            figures[label]["sandbox"] = _isolation(out / "one")
     batch = [CORPUS / f"{name}.ipynb" for name in CLASS[:args.batch]]
     measured = {}
     for workers, accelerate in ((1, True), (2, True), (2, False)):
@@ -235,6 +237,19 @@ def baseline(rev: str, batch: list[Path], out: Path, base: Measured, accelerated
 def _score(out: Path, name: str) -> float | None:
     results = out / name / "results.json"
     return json.loads(results.read_text()).get("score") if results.exists() else None
+
+
+def _isolation(out: Path) -> dict:
+    """How the kernels ran: an accelerated figure without the fork server (no bubblewrap, say) is not
+    what this code costs where it can fork its kernels, and must not pass for it."""
+    from autograder.runner.sandbox import describe_isolation
+
+    sandbox = json.loads((out / "solution" / "results.json").read_text())["extra_data"].get("sandbox") or {}
+    print(f"  {describe_isolation(sandbox)}")
+    if not sandbox.get("forked"):
+        print("  WARNING: the kernels were launched, not forked from a fork server (`autograder doctor` says "
+              "why): these figures are not what this code costs where it forks them", flush=True)
+    return sandbox
 
 
 def _memory(m: Measured) -> dict[str, float]:

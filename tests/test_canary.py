@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from autograder.cli.doctor import kernel_starts
 from autograder.core.mnist_data import ensure_mnist
 from autograder.runner.canary import SandboxError, canary, check_sandbox
 from autograder.runner.sandbox import FileView, Mechanism, SandboxLauncher, SandboxPolicy
@@ -70,10 +71,17 @@ def test_doctor_says_what_the_machine_allows_and_which_mechanism_grading_uses():
                                                         "bubblewrap", "network"]
     assert f"Grading will use: {policy.mechanism}." in lines
     assert policy.summary() in lines
+    assert kernel_starts(policy) in lines
     assert lines[-1] == "Test kernel: started in the sandbox and ran a cell."
     root = os.geteuid() == 0
     assert lines[0] == "Sandbox capabilities of this machine (grader running as " + (
         "root):" if root else f"uid {os.geteuid()}, an ordinary user):")
+
+
+def test_doctor_says_whether_grading_can_fork_its_kernels():
+    forked = [m for m in Mechanism if kernel_starts(SandboxPolicy(CONFIG.limits, m)).startswith("Kernels: forked")]
+    assert forked == [Mechanism.BWRAP_ROOT, Mechanism.BWRAP_USERNS]     # a PID namespace and a file view
+    assert "bubblewrap" in kernel_starts(SandboxPolicy(CONFIG.limits, Mechanism.UNSHARE_ROOT))
 
 
 def test_the_report_says_how_the_kernel_was_isolated_and_reads_it_back():
