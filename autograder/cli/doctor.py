@@ -55,7 +55,7 @@ def capabilities(policy: SandboxPolicy) -> list[tuple[str, str, str]]:
 
 def kernel_starts(policy: SandboxPolicy) -> str:
     """Whether `grade` can fork its kernels from a warm server (README, Performance) or launches each one."""
-    if policy.pid_namespace and policy.files_hidden:
+    if policy.forks_kernels:
         return "Kernels: forked from one warm fork server per grading process (about 0.5 s each)."
     return ("Kernels: launched one by one, each importing TensorFlow and Keras again (about 4 s more per "
             "submission): forking them needs a PID namespace and hidden files, which bubblewrap gives.")

@@ -297,7 +297,7 @@ _servers: dict[tuple, KernelForkServer] = {}
 def fork_server(policy: SandboxPolicy, view: FileView | None, limits: Limits, log=None) -> KernelForkServer | None:
     """This process's server for ``view`` (its writable paths aside), started on first use; None where kernels are
     not forked (no PID namespace, no file view) or the server cannot start (``log`` says why, in English)."""
-    if view is None or not policy.pid_namespace or not policy.files_hidden:
+    if view is None or not policy.forks_kernels:
         return None
     key = (policy, policy.kernel_view(replace(view, writable=())))
     server = _servers.get(key)

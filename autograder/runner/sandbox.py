@@ -339,6 +339,12 @@ class SandboxPolicy:
         return "PID" in NAMESPACES[self.mechanism]
 
     @property
+    def forks_kernels(self) -> bool:
+        """Whether kernels may be forked from a warm server in the sandbox (runner/forked.py): its PID
+        namespace takes them down with it, and its file view hides the grader's files from them."""
+        return self.pid_namespace and self.files_hidden
+
+    @property
     def reduced(self) -> bool:
         return not (self.network_cut and self.files_hidden)
 
