@@ -69,6 +69,7 @@ class KernelForkServer:
         self._lock = threading.Lock()
         self._channel, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._log = open(self.slot / "server.log", "ab")
+        self._init: psutil.Process | None = None
         try:
             view = replace(view, writable=tuple(map(str, self.dirs)))
             argv = policy.prefix(view, self.user) + [kernel_interpreter(), "-c", server_source()]
@@ -80,6 +81,7 @@ class KernelForkServer:
         try:
             ready = self._receive(START_SECONDS)["ready"]
             self.pid = host_pid(self.process.pid, ready)
+            self._init = psutil.Process(host_pid(self.process.pid, 1))     # bubblewrap's init in the namespace
             self.clear()      # the dotfiles its imports wrote: every submission starts from empty directories
         except Exception:
             self.close()
@@ -147,6 +149,8 @@ class KernelForkServer:
             except OSError:
                 self.process.kill()
             self.process.wait()
+        if self._init is not None:
+            _wait_for_exit(self._init, START_SECONDS)
 
     def close(self) -> None:
         self._channel.close()
@@ -170,6 +174,17 @@ def host_pid(ancestor: int, inner: int) -> int:
         if time.monotonic() > deadline:
             raise ForkServerError(f"no process {inner} under the kernel fork server")
         time.sleep(0.01)
+
+
+def _wait_for_exit(process: psutil.Process, seconds: float) -> None:
+    """Until ``process`` has exited (a zombie, or reaped).  A PID namespace's init exits only once every other
+    process in it has: bubblewrap's outer process may be reaped while the processes inside still run."""
+    deadline = time.monotonic() + seconds
+    try:
+        while process.is_running() and process.status() != psutil.STATUS_ZOMBIE and time.monotonic() < deadline:
+            time.sleep(0.01)
+    except psutil.NoSuchProcess:
+        pass
 
 
 def _ns_pid(pid: int) -> int | None:
