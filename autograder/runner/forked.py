@@ -37,6 +37,7 @@ from ..core.environment import kernel_env
 from .sandbox import FileView, SandboxLauncher, SandboxPolicy, descendants, kernel_interpreter
 
 START_SECONDS = 120        # importing TensorFlow on a loaded machine
+EXIT_SECONDS = 120         # a killed namespace freeing a kernel's pages on a loaded machine
 REPLY_SECONDS = 30
 FIND_SECONDS = 10
 SLOT_DIRS = ("work", "capture", "kernels")
@@ -150,7 +151,7 @@ class KernelForkServer:
                 self.process.kill()
             self.process.wait()
         if self._init is not None:
-            _wait_for_exit(self._init, START_SECONDS)
+            _wait_for_exit(self._init, EXIT_SECONDS)
 
     def close(self) -> None:
         self._channel.close()
