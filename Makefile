@@ -1,41 +1,46 @@
-# Both entry points build .venv by themselves from the pinned requirements.
-PYTHON ?= python3.11
-VENV := .venv
-STAMP := $(VENV)/.installed
+# Both entry points build the venv by themselves from the pinned requirements (tools/ensure-venv):
+# with PYTHON if given, else the newest supported python3.X on the PATH.
+PYTHON ?=
+VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test test-otter-docker release calibrate bench clean
+.PHONY: venv demo test smoke lock test-otter-docker release calibrate bench clean
 
-$(STAMP): requirements.txt pyproject.toml
-	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required (set PYTHON=...)"'
-	rm -rf $(VENV)
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
-	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
-	touch $(STAMP)
+venv:
+	@tools/ensure-venv $(VENV) $(PYTHON)
 
-demo: $(STAMP)
+demo: venv
 	$(PY) -m autograder demo
 
-test: $(STAMP)
+test: venv
 	$(PY) -m pytest
 
+# A short end-to-end check of an install: release, then grade the solution and the template (CI runs it with
+# a second interpreter, Debian's python3.11).
+smoke: venv
+	$(PY) -m pytest -n 0 -p no:cacheprovider tests/smoke.py
+
+# Regenerates requirements.txt from pyproject.toml: one universal lock for every Python requires-python admits.
+lock: venv
+	$(VENV)/bin/uv pip compile pyproject.toml --universal --python-version 3.11.0 --fork-strategy fewest \
+		--extra dev --no-annotate -o requirements.txt
+
 # Opt-in, not part of `test`: the real `otter grade` (Docker with buildx, network during the image build).
-test-otter-docker: $(STAMP)
+# OTTER_BASE_IMAGE picks the image otter builds on (default: otter's own, ubuntu:22.04).
+test-otter-docker: venv
 	@docker info >/dev/null 2>&1 && docker buildx version >/dev/null 2>&1 || \
 		{ echo "test-otter-docker needs a running Docker engine and the buildx plugin"; exit 1; }
 	AUTOGRADER_OTTER_DOCKER=1 $(PY) -m pytest \
 		tests/test_otter.py::test_otter_grade_in_docker_gives_the_expected_question_scores
 
-release: $(STAMP)
+release: venv
 	$(PY) -m autograder release
 
-# Its own command, not part of `test`: prints what grading costs here (README, "Performance").
-bench: $(STAMP)
+# Its own command, not part of `test`: prints what grading costs here.
+bench: venv
 	$(PY) benchmarks/bench.py
 
-calibrate: $(STAMP)
+calibrate: venv
 	$(PY) -m autograder.cli.calibrate
 
 clean:

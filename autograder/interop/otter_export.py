@@ -35,6 +35,7 @@ from otter.utils import chdir
 from ..core.codegen import python_template
 from ..core.config import PROJECT_ROOT, Config
 from ..core.mnist_data import CACHE_FILE, ensure_mnist, from_cache
+from ..core.versions import supported_versions
 from ..grading.memo import prefix_memo
 from ..notebook.memo import memo_key
 from .otter_plugin import MEMO_FOLDER, PLUGIN_NAME
@@ -42,6 +43,7 @@ from .otter_plugin import MEMO_FOLDER, PLUGIN_NAME
 ZIP_NAME = "autograder.zip"
 PYTHON_VERSION = "3.11"
 RUN_AUTOGRADER = "run_autograder"     # the zip's entry point, in otter grade's image and on Gradescope
+TESTED_WITH = "tested_with.json"      # in files/: the versions the zip was tested with, for whoever installs it
 
 
 def render_tests(config: Config, tests_dir: Path) -> list[Path]:
@@ -125,7 +127,9 @@ def export_otter(config: Config, out: Path, mnist: Path | None = None) -> Path:
         # Compressed (otter stores files as they are): a fifth of the cache's size, the same verified arrays.
         np.savez_compressed(build / CACHE_FILE, **from_cache(Path(mnist).parent).arrays())
         memo = ship_memo(config, mnist, build / MEMO_FOLDER)
-        files = [wheel.name, CACHE_FILE] + ([MEMO_FOLDER] if memo else [])
+        versions = {**supported_versions().to_dict(), "container_python": PYTHON_VERSION}
+        (build / TESTED_WITH).write_text(json.dumps(versions, indent=1) + "\n", encoding="utf-8")
+        files = [wheel.name, CACHE_FILE, TESTED_WITH] + ([MEMO_FOLDER] if memo else [])
         otter_config = {"lang": "python", "plugins": [{PLUGIN_NAME: plugin_config(config, memo)}]}
         (build / "otter_config.json").write_text(json.dumps(otter_config, ensure_ascii=False, indent=1),
                                                  encoding="utf-8")

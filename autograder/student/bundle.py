@@ -17,6 +17,7 @@ import nbformat
 
 from ..core.codegen import python_template
 from ..core.config import Config
+from ..core.versions import supported_versions
 
 SCRIPT_NAME = "verifier.py"
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -99,6 +100,8 @@ def render_script(config: Config) -> str:
                       (PACKAGE_DIR / (name.replace(".", "/") + ".py")).read_text(encoding="utf-8"))
                for name in bundled_modules()}
     title = nbformat.read(config.student, as_version=4).cells[0].source.lstrip("# ").strip()
+    versions = supported_versions()
     return python_template("verifier.py.j2").render(
         title=title, notebook=config.student.name, sources=sources, entry=ENTRY, plan=PLAN, runtime=RUNTIME,
-        settings=repr(json.dumps(settings(config), ensure_ascii=False)))
+        settings=repr(json.dumps(settings(config), ensure_ascii=False)), versions=versions,
+        tested_with=repr(json.dumps(versions.to_dict())))
