@@ -353,6 +353,12 @@ def expected_flags(results: dict, config) -> set[str]:
             kinds.add("test_inputs")
         if measured.get("accuracy") is not None and abs(measured["accuracy"] - thresholds[q]) <= 0.005:
             kinds.add("near_threshold")
+        if measured.get("unaccounted"):
+            kinds.add("weights")
+        general, below = measured.get("generalization"), config.generalization.review_below.get(q)
+        trained_on_test = any(f["test_rows"] for f in measured.get("fits", []))
+        if general and below is not None and general["ratio"] < below and not trained_on_test:
+            kinds.add("generalization")
     if extra.get("kernel_restarts"):
         kinds.add("restarts")
     if any(re.fullmatch(r"la cellule fournie « .+ » (avait été modifiée|manquait) et a été rétablie", n)
@@ -392,3 +398,22 @@ def test_the_corpus_page_shows_the_figures_of_the_results(graded):
     assert {"trained_on_test", "os_exit_q1", "infinite_loop_q1"} <= examine
     assert {"solution", "master"}.isdisjoint(examine)
     assert {frozenset(p["data-pair"].split("|")) for p in page.select("#copies-suspectes article")} == pairs
+
+
+def test_the_generalization_signal_and_unaccounted_weights_flag_for_review():
+    from autograder.core.results import GradeReport
+    from autograder.grading.class_report import flags_of
+
+    config = replace(CONFIG, generalization=replace(CONFIG.generalization, review_below={"q4": 1.2}))
+
+    def flags(**measured):
+        report = GradeReport("x", Status.OK, (), measurements={"q4": {"fits": [], **measured}})
+        return {f.kind: f.text for f in flags_of(report, config)}
+
+    ratio = lambda r: {"test_loss": 0.12 * r, "train_loss": 0.12, "ratio": r}   # noqa: E731
+    assert flags(generalization=ratio(2.6)) == {}
+    assert "perte moyenne 0.091 contre 0.120" in flags(generalization=ratio(0.76))["generalization"]
+    # Already flagged for the test images it trained on: one reason is enough.
+    assert "generalization" not in flags(generalization=ratio(0.76), fits=[{"test_rows": 10000}])
+    assert "sans entraînement enregistré" in flags(unaccounted=["les poids du modèle ont changé sans entraînement "
+                                                              "enregistré"])["weights"]

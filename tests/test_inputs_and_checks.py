@@ -5,8 +5,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from autograder.core import messages
 from autograder.rubric import checks
-from autograder.rubric.artifacts import FitCall, Layer, ModelInfo, Prediction, QuestionArtifacts
+from autograder.rubric.artifacts import (FitCall, Layer, ModelInfo, Prediction, QuestionArtifacts, _fit_call,
+                                         lineage_calls)
 from autograder.core.mnist_data import shared_mnist
 from autograder.rubric.inputs import RELATIVE_TOLERANCE, fit_input_space
 
@@ -205,3 +207,40 @@ def test_training_and_prediction_checks():
         checks.trained_on_training_set(art(fits=[fit(samples=5000)]))
     with pytest.raises(AssertionError, match="model.predict"):
         checks.predicted_test_set(art(predictions=[Prediction("q1", "evaluate", 10000)]))
+
+
+@pytest.mark.parametrize("after", [Layer("BatchNormalization", features=10), Layer("Dense", 10, "linear", 10),
+                                   Layer("Rescaling", features=10)])
+def test_softmax_output_reads_the_models_output_not_a_layer_before_it(after):
+    checks.softmax_output(art(model(BN, OUT, Layer("Flatten"))))
+    with pytest.raises(AssertionError, match=f"sortie trouvée : '(couche {after.class_name}|linear)'"):
+        checks.softmax_output(art(model(BN, OUT, after)))
+
+
+def test_weights_changed_without_recorded_training_fail_the_accuracy_check():
+    with pytest.raises(AssertionError, match="sans entraînement enregistré.*examinée par l'enseignant"):
+        checks.min_accuracy(art(model(BN, OUT), fits=[fit()], accuracy=0.99,
+                                unaccounted=[messages.UNACCOUNTED_CHANGE]), threshold=0.95)
+    with pytest.raises(AssertionError, match="1900 mises à jour .* n'en explique que 1875"):
+        checks.min_accuracy(art(model(BN, OUT), fits=[fit()], accuracy=0.99,
+                                unaccounted=[messages.unrecorded_steps(1900, 1875)]), threshold=0.95)
+
+
+def test_training_outside_fit_counts_as_training_with_its_batches_and_epochs():
+    session = {"kind": "train", "via": "custom_loop", "question": "q3", "model": 1,
+               "x": {"kind": "batches", "n": 300000, "distinct": 60000, "batch": 128}}
+    call = _fit_call(session, test_rows=0)
+    assert (call.via, call.samples, call.batch_size, call.epochs) == ("custom_loop", 60000, 128, 5)
+    checks.fit_arguments(art(fits=[call], question="q3"), batch_size=128, epochs=5)
+    checks.trained_on_training_set(art(fits=[replace(call, question="q1")]))
+    partial = _fit_call({**session, "x": {**session["x"], "n": 250001}}, test_rows=0)
+    assert partial.epochs == -1     # not a whole number of passes: unknown, never 5
+
+
+def test_a_copy_brings_the_sources_history_up_to_the_copy():
+    calls = [{"kind": "fit", "model": 2, "n": "twin before"}, {"kind": "fit", "model": 1, "n": "own"},
+             {"kind": "copy", "model": 1, "from": 2}, {"kind": "fit", "model": 2, "n": "twin after"},
+             {"kind": "copy", "model": 3, "from": 1}]
+    assert [c.get("n", c["kind"]) for c in lineage_calls(calls, 1)] == ["twin before", "own", "copy"]
+    assert [c.get("n", c["kind"]) for c in lineage_calls(calls, 3)] == ["twin before", "own", "copy", "copy"]
+    assert lineage_calls(calls, 4) == []

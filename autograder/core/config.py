@@ -66,6 +66,13 @@ class Contamination:
 
 
 @dataclass(frozen=True)
+class Generalization:
+    """A submission is flagged for review where a question's model does this much better on the test images
+    than on genuine training images: mean test loss / mean training loss below ``review_below[question]``."""
+    review_below: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Copies:
     """Suspected copies in the class report (grading/similarity.py).
 
@@ -96,6 +103,7 @@ class Config:
     limits: Limits
     questions: tuple[Question, ...]
     contamination: Contamination = Contamination()
+    generalization: Generalization = Generalization()
     class_report: ClassReport = ClassReport()
 
     @property
@@ -142,6 +150,7 @@ def load_config(path: Path | str | None = None) -> Config:
         limits=Limits(**raw.get("limits", {})),
         questions=tuple(questions),
         contamination=Contamination(**raw.get("contamination", {})),
+        generalization=Generalization(**raw.get("generalization", {})),
         class_report=_class_report(raw.get("class_report", {})),
     )
 

@@ -191,6 +191,21 @@ DATA_HIDDEN_BY = {
 }
 
 
+UNACCOUNTED_CHANGE = ("les poids du modèle ont changé sans entraînement enregistré (ni model.fit, ni "
+                      "model.train_on_batch, ni boucle d'entraînement appelant le modèle avec training=True, ni copie "
+                      "des poids d'un autre modèle entraîné dans le notebook)")
+
+
+def unrecorded_steps(saved: int, recorded: int) -> str:
+    return (f"l'optimiseur du modèle a fait {saved} mises à jour des poids alors que l'entraînement enregistré "
+            f"n'en explique que {recorded}")
+
+
+def weights_unaccounted(what: list[str]) -> str:
+    return (f"{' ; '.join(what)} : la précision ne peut pas être attribuée à un entraînement vérifiable, la copie "
+            "sera examinée par l'enseignant")
+
+
 def model_not_reloaded(error: str) -> str:
     return f"le modèle n'a pas pu être rechargé pour la correction ({error})"
 
@@ -209,6 +224,8 @@ FLAG_KINDS = {   # the short label of each reason, in the table of submissions
     "restarts": "noyau redémarré",
     "restored": "cellule rétablie",
     "copy": "copie suspecte",
+    "weights": "poids inexpliqués",
+    "generalization": "test trop bien réussi",
     "not_in_roster": "hors liste",
     "missing": "copie manquante",
 }
@@ -235,6 +252,15 @@ def flag_test_inputs(question: str) -> str:
 def flag_near_threshold(question: str, accuracy: float, threshold: float, margin: float) -> str:
     return (f"question {question} : précision mesurée {accuracy:.4f}, à moins de {margin:g} du seuil "
             f"({threshold:.2f})")
+
+
+def flag_weights(question: str, what: list[str]) -> str:
+    return f"question {question} : {' ; '.join(what)}"
+
+
+def flag_generalization(question: str, test_loss: float, train_loss: float) -> str:
+    return (f"question {question} : le modèle réussit mieux les images de test que les images d'entraînement (perte "
+            f"moyenne {test_loss:.3f} contre {train_loss:.3f}), signe possible d'un entraînement sur le jeu de test")
 
 
 def flag_restarts(count: int) -> str:

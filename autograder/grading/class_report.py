@@ -105,6 +105,12 @@ def _measured_flags(report: GradeReport, config: Config) -> list[Flag]:
         accuracy = measured.get("accuracy")
         if accuracy is not None and q in limits and abs(accuracy - limits[q]) <= margin:
             flags.append(Flag("near_threshold", messages.flag_near_threshold(q, accuracy, limits[q], margin)))
+        if measured.get("unaccounted"):
+            flags.append(Flag("weights", messages.flag_weights(q, measured["unaccounted"])))
+        general, below = measured.get("generalization"), config.generalization.review_below.get(q)
+        if general and below is not None and general["ratio"] < below and not test_rows:
+            flags.append(Flag("generalization", messages.flag_generalization(q, general["test_loss"],
+                                                                             general["train_loss"])))
     return flags
 
 

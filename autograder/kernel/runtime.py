@@ -42,6 +42,14 @@ _state = {
     "next_uid": 1,
     "config": {},
     "explicit_steps": set(),   # uids of models whose compile() was given steps_per_execution
+    # Weight lineage: every change of a model's weights is accounted for (see "Training outside fit").
+    "accounted": {},      # uid -> digest of the weights last accounted for
+    "owners": {},         # digest of accounted weights -> uid of the first model that had them
+    "trained_since": {},  # uid -> recorded training steps and batches since its weights were last accounted for
+    "var_init": {},       # id(variable) -> (weakref to it, digest of its value when created)
+    "sessions": {},       # (uid, question, via) -> _Session: training outside fit
+    "pending": {},        # uid -> the last batch an eager forward pass outside training mode saw
+    "train_forward": set(),   # uids with a training-mode forward pass since their last optimizer step
 }
 BATCH_HOOKS = ("on_batch_begin", "on_batch_end", "on_train_batch_begin", "on_train_batch_end")
 
@@ -512,6 +520,7 @@ def _wrap(kind, original):
             entry = _record(kind, self, original, args=args, kwargs=kwargs)
         except Exception as exc:  # recording must never break student code
             entry = {"kind": kind, "question": _state["question"], "record_error": repr(exc)}
+        _observe(self)
         args, kwargs, finish = _follow_data(kind, entry, fit=original, model=self, args=args, kwargs=kwargs)
         restore = _accelerate(entry, self, original, args, kwargs) if kind == "fit" else None
         _state["depth"] += 1
@@ -528,6 +537,8 @@ def _wrap(kind, original):
                 restore()
             if finish is not None:
                 finish()
+            if kind == "fit":
+                _accept(self)      # whatever the fit changed, the fit explains
         if entry is not None:
             if kind == "fit":
                 history = getattr(result, "epoch", None)
@@ -535,31 +546,320 @@ def _wrap(kind, original):
             _state["calls"].append(entry)
         return result
 
-    recorded.__wrapped__ = original
-    recorded.__name__ = getattr(original, "__name__", kind)
-    recorded.__doc__ = getattr(original, "__doc__", None)
-    return recorded
+    return _disguised(recorded, original)
+
+
+def _disguised(wrapper, original):
+    """The wrapper with the original's name, docs and signature, and no attribute leading back to it."""
+    wrapper.__name__ = getattr(original, "__name__", wrapper.__name__)
+    wrapper.__qualname__ = getattr(original, "__qualname__", wrapper.__qualname__)
+    wrapper.__doc__ = getattr(original, "__doc__", None)
+    try:
+        wrapper.__signature__ = inspect.signature(original)
+    except (TypeError, ValueError):
+        pass
+    return wrapper
 
 
 def _wrap_call(original):
-    """model(x) on concrete data counts as a prediction; symbolic calls are Keras' own."""
-    def called(self, *args, **kwargs):
-        if _state["depth"] or not args or _as_array_if_concrete(args[0]) is None:
+    """Calls of a model on data, wherever Python looks ``__call__`` up (it is replaced on keras.Layer).
+    Outside Keras' own loops: in training mode they feed training outside fit (eagerly, or through a
+    hook in the graph a tf.function traces); otherwise, on concrete data, they count as a prediction."""
+    def __call__(self, *args, **kwargs):
+        if _state["depth"] or not args or not isinstance(self, _state["Model"]):
             return original(self, *args, **kwargs)
-        x_info, x_arr = _describe_input(args[0])
-        entry = {"kind": "predict", "via": "__call__", **_origin(),
-                 "model": _uid(self), "x": x_info}
-        if x_arr is not None and x_arr.ndim and x_arr.shape[0] == TEST_ROWS:
-            _state["last_inputs"][(entry["model"], "predict")] = x_arr
+        training = kwargs.get("training") is True
+        leaf = _first_leaf(args[0])
+        entry = None
+        if _as_array_if_concrete(leaf) is not None:
+            uid = _uid(self)
+            if training:
+                _forward_seen(uid, leaf, True)
+            else:
+                _state["pending"][uid] = leaf
+                x_info, x_arr = _describe_input(args[0])
+                entry = {"kind": "predict", "via": "__call__", **_origin(), "model": uid, "x": x_info}
+                if x_arr is not None and x_arr.ndim and x_arr.shape[0] == TEST_ROWS:
+                    _state["last_inputs"][(uid, "predict")] = x_arr
+        elif training:
+            _graph_hook(lambda batch, uid=_uid(self): _forward_seen(uid, batch, True), leaf)
         _state["depth"] += 1
         try:
             return original(self, *args, **kwargs)
         finally:
             _state["depth"] -= 1
-            _state["calls"].append(entry)
+            if entry is not None:
+                _state["calls"].append(entry)
 
-    called.__wrapped__ = original
-    return called
+    return _disguised(__call__, original)
+
+
+# --- Training outside fit, and the weight lineage -----------------------------------------------------
+# Every change of a model's weights must be accounted for: by a recorded fit, by recorded training
+# outside fit (train_on_batch; custom loops, whose data is seen where it enters the model in training
+# mode and whose updates are seen where an optimizer applies them), or by a copy of another model's
+# accounted weights (set_weights, load_weights, assign), which carries that model's history with it.
+# A change with none of these causes is recorded as "unaccounted" and the scoring process fails the
+# question's accuracy checks.  Observations happen where Python calls through the wrappers above.
+
+SESSION_ROWS = 400_000    # distinct rows fingerprinted per session of training outside fit
+
+
+def _var_digest(variable):
+    value = np.ascontiguousarray(variable.numpy())
+    return hashlib.blake2b(value.tobytes() + str((value.shape, value.dtype.str)).encode(), digest_size=16).hexdigest()
+
+
+def _weights_digest(model):
+    """One digest for all of a model's variables, trainable or not (BatchNormalization's statistics)."""
+    h = hashlib.blake2b(digest_size=16)
+    for variable in model.variables:
+        h.update(_var_digest(variable).encode())
+    return h.hexdigest()
+
+
+def _wrap_initialize(original):
+    """Notes each variable's value when Keras creates it: a model whose variables all hold the value
+    they were created with is freshly initialised, whatever digest it had before it was built."""
+    def _initialize(self, value):
+        result = original(self, value)
+        try:
+            _state["var_init"][id(self)] = (weakref.ref(self), _var_digest(self))
+        except Exception:     # created inside a graph: its first value cannot be read here
+            pass
+        return result
+
+    return _disguised(_initialize, original)
+
+
+def _fresh(model):
+    """Whether every variable holds the value it was created with (unknown creation values count)."""
+    for variable in model.variables:
+        ref, digest = _state["var_init"].get(id(variable), (None, None))
+        if ref is not None and ref() is variable and _var_digest(variable) != digest:
+            return False
+    return True
+
+
+def _eager():
+    import tensorflow as tf
+    return tf.executing_eagerly()
+
+
+def _accept(model):
+    """The model's weights as they are now are accounted for."""
+    try:
+        if not _eager():
+            return
+        uid, digest = _uid(model), _weights_digest(model)
+        _state["accounted"][uid] = digest
+        _state["owners"].setdefault(digest, uid)
+        _state["trained_since"].pop(uid, None)
+    except Exception:
+        pass
+
+
+def _observe(model):
+    """Accounts for whatever changed the model's weights since they were last accounted for (never raises)."""
+    try:
+        if not _eager():
+            return
+        uid, digest = _uid(model), _weights_digest(model)
+        if digest == _state["accounted"].get(uid):
+            return
+        if not _state["trained_since"].get(uid) and not _fresh(model):
+            for other in list(_state["models"].values()):    # a copy of weights another model has now
+                if other is not model:
+                    _observe(other)
+            source = _state["owners"].get(digest)
+            event = {"kind": "copy", "from": source} if source not in (None, uid) else {"kind": "unaccounted"}
+            _state["calls"].append({**event, **_origin(), "model": uid})
+        _accept(model)
+    except Exception as exc:
+        _state["calls"].append({"kind": "lineage_error", "question": _state["question"], "error": repr(exc)})
+
+
+class _Session:
+    """Training outside fit on one model, in one question, by one route: its call log entry and the
+    distinct rows it trained on, fingerprinted as a fit's are."""
+
+    def __init__(self, uid, via):
+        self.entry = {"kind": "train", "via": via, **_origin(), "model": uid, "steps": 0, "batches": 0,
+                      "model_optimizer_steps": 0, "x": {"kind": "batches", "n": 0, "distinct": 0, "batch": None}}
+        self.seen = {}            # row hash -> None, in the order first seen
+        self.projected = []
+        self.head = []
+        self.head_rows = 0
+        _state["calls"].append(self.entry)
+
+    def add(self, batch):
+        arr = _as_array(batch)
+        if arr is None or not arr.ndim or not len(arr):
+            self.entry["x"]["why"] = "type"
+            return
+        rows = np.ascontiguousarray(arr).reshape(len(arr), -1)
+        x = self.entry["x"]
+        x["n"] += len(rows)
+        x["batch"] = x["batch"] or len(rows)
+        self.entry["batches"] += 1
+        hashes = row_hashes(rows)
+        new = [i for i, h in enumerate(hashes) if h not in self.seen][:max(0, SESSION_ROWS - len(self.seen))]
+        if len(new) < sum(h not in self.seen for h in hashes):
+            x["truncated"] = True
+        if not new:
+            return
+        for i in new:
+            self.seen[hashes[i]] = None
+        fresh = arr[new]
+        projected = project_rows(fresh)
+        if projected is not None:
+            self.projected.append(projected)
+        if self.head_rows < HEAD_ROWS:
+            self.head.append(np.array(fresh[:HEAD_ROWS - self.head_rows], copy=True))
+            self.head_rows += len(self.head[-1])
+        x["distinct"] = len(self.seen)
+
+    def finish(self):
+        """Writes the fingerprints into the entry (the capture calls it; it may be called again)."""
+        entry, uid = self.entry, self.entry["model"]
+        entry["row_hashes"] = list(self.seen)
+        if self.projected and sum(len(p) for p in self.projected) == len(self.seen):
+            key = "session%d" % id(self)
+            _state["projections"][key] = np.concatenate(self.projected)
+            entry["projection"] = key
+        if self.head and uid not in _state["fit_heads"]:
+            _state["fit_heads"][uid] = np.concatenate(self.head)
+
+
+def _session(uid, via):
+    key = (uid, _state["question"], via)
+    if key not in _state["sessions"]:
+        _state["sessions"][key] = _Session(uid, via)
+    return _state["sessions"][key]
+
+
+def _forward_seen(uid, batch, training):
+    """A forward pass outside Keras' loops: in training mode its batch is training data."""
+    try:
+        if training:
+            _session(uid, "custom_loop").add(batch)
+            _state["train_forward"].add(uid)
+            _state["trained_since"][uid] = _state["trained_since"].get(uid, 0) + 1
+        else:
+            _state["pending"][uid] = batch
+    except Exception as exc:
+        _state["calls"].append({"kind": "lineage_error", "question": _state["question"], "error": repr(exc)})
+
+
+def _graph_hook(callback, tensor):
+    """Inside a tf.function being traced: ``callback(values)`` each time the graph runs (a stateful op,
+    which tf.function runs in program order).  Never under XLA, which cannot compile it."""
+    try:
+        import tensorflow as tf
+        from tensorflow.python.ops import control_flow_util
+
+        if tf.executing_eagerly() or not isinstance(tensor, tf.Tensor) or \
+                control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()):
+            return
+
+        def seen(*values):
+            callback(*values)
+            return np.int64(0)
+        tf.numpy_function(seen, [tensor] if tensor is not None else [], tf.int64, stateful=True,
+                          name="autograder_seen")
+    except Exception:
+        pass
+
+
+def _models_owning(variables):
+    ids = {id(v) for v in variables}
+    return [uid for uid, model in list(_state["models"].items())
+            if any(id(v) in ids for v in model.trainable_variables)]
+
+
+def _steps_seen(uids, optimizer):
+    """An optimizer applied one update to these models' variables: training outside fit.  Without a
+    training-mode forward pass since the last update, the batch is the last forward pass's (eager loops)."""
+    for uid in uids:
+        try:
+            session = _session(uid, "custom_loop")
+            pending = _state["pending"].pop(uid, None)
+            if uid not in _state["train_forward"] and pending is not None:
+                session.add(pending)
+            _state["train_forward"].discard(uid)
+            session.entry["steps"] += 1
+            model = _state["models"].get(uid)
+            if model is not None and getattr(model, "optimizer", None) is optimizer:
+                session.entry["model_optimizer_steps"] += 1
+            _state["trained_since"][uid] = _state["trained_since"].get(uid, 0) + 1
+        except Exception as exc:
+            _state["calls"].append({"kind": "lineage_error", "question": _state["question"], "error": repr(exc)})
+
+
+def _wrap_apply(original):
+    """optimizer.apply (apply_gradients calls it): an update of model variables outside Keras' loops."""
+    def apply(self, grads, trainable_variables=None):
+        if _state["depth"]:
+            return original(self, grads, trainable_variables)
+        if trainable_variables is not None:
+            trainable_variables = list(trainable_variables)
+        try:
+            uids = _models_owning(trainable_variables if trainable_variables is not None
+                                  else getattr(self, "_trainable_variables", []))
+        except Exception:
+            uids = []
+        if uids and not _eager():
+            import tensorflow as tf
+            _graph_hook(lambda _: _steps_seen(uids, self), tf.constant(0))
+        _state["depth"] += 1
+        try:
+            result = original(self, grads, trainable_variables)
+        finally:
+            _state["depth"] -= 1
+        if uids and _eager():
+            _steps_seen(uids, self)
+        return result
+
+    return _disguised(apply, original)
+
+
+def _wrap_train_on_batch(original):
+    def train_on_batch(self, *args, **kwargs):
+        if _state["depth"]:
+            return original(self, *args, **kwargs)
+        _observe(self)
+        uid = _uid(self)
+        try:
+            x = _Bound(original, self, args, kwargs).arguments.get("x")
+            _session(uid, "train_on_batch").add(_first_leaf(x))
+        except Exception as exc:
+            _state["calls"].append({"kind": "lineage_error", "question": _state["question"], "error": repr(exc)})
+        _state["depth"] += 1
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            _state["depth"] -= 1
+            try:
+                entry = _session(uid, "train_on_batch").entry
+                entry["steps"] += 1
+                entry["model_optimizer_steps"] += 1
+            except Exception:
+                pass
+            _state["trained_since"][uid] = _state["trained_since"].get(uid, 0) + 1
+
+    return _disguised(train_on_batch, original)
+
+
+def _lineage(uid):
+    """The models whose recorded history shaped ``uid``'s weights: itself and those it copied weights from."""
+    found, todo = set(), [uid]
+    while todo:
+        current = todo.pop()
+        if current in found or current is None:
+            continue
+        found.add(current)
+        todo += [c.get("from") for c in _state["calls"] if c.get("kind") == "copy" and c.get("model") == current]
+    return found
 
 
 def _accelerate(entry, model, fit, args, kwargs):
@@ -602,8 +902,7 @@ def _wrap_compile(original):
             pass
         return original(self, *args, **kwargs)
 
-    compile.__wrapped__ = original
-    return compile
+    return _disguised(compile, original)
 
 
 def _as_array_if_concrete(x):
@@ -647,12 +946,22 @@ def install(config):
     import keras
     _serve_mnist(config["mnist"])
     _seed(int(config["seed"]), int(config["threads"]))
-    model_cls = keras.Model
+    _state["Model"] = model_cls = keras.Model
     for kind in ("fit", "evaluate", "predict"):
-        setattr(model_cls, kind, _wrap(kind, getattr(model_cls, kind)))
-    model_cls.predict_on_batch = _wrap("predict", model_cls.predict_on_batch)
-    model_cls.__call__ = _wrap_call(model_cls.__call__)
-    model_cls.compile = _wrap_compile(model_cls.compile)
+        _replace(model_cls, kind, lambda original, kind=kind: _wrap(kind, original))
+    _replace(model_cls, "predict_on_batch", lambda original: _wrap("predict", original))
+    _replace(model_cls, "train_on_batch", _wrap_train_on_batch)
+    _replace(model_cls, "compile", _wrap_compile)
+    _replace(keras.Layer, "__call__", _wrap_call)
+    _replace(keras.optimizers.Optimizer, "apply", _wrap_apply)
+    _replace(keras.Variable, "_initialize", _wrap_initialize)
+
+
+def _replace(cls, name, wrap):
+    """Wrap ``name`` on the class of ``cls``'s hierarchy that defines it, so that no lookup through the
+    class hierarchy (``type(model).__mro__``, ``keras.Layer.__call__``) reaches the original."""
+    owner = next(c for c in cls.__mro__ if name in c.__dict__)
+    setattr(owner, name, wrap(owner.__dict__[name]))
 
 
 def begin(question, exercise=True, given=()):
@@ -699,10 +1008,10 @@ def _choose_model(question):
     for pool, how in (([c for c in exercise if c.get("given")], "given"), (exercise, "exercise")):
         if pool:
             return models[pool[-1]["model"]], how
-    for kinds in (("fit",), ("evaluate", "predict")):
+    for kinds in (("fit", "train"), ("evaluate", "predict")):
         for call in reversed(calls):
             if call["kind"] in kinds:
-                return models[call["model"]], "trained" if kinds == ("fit",) else "used"
+                return models[call["model"]], "trained" if "fit" in kinds else "used"
     # `model` counts only if the question (re)assigned it: a model given before it proves nothing.
     candidate = _user_namespace().get("model")
     import keras
@@ -728,13 +1037,21 @@ def capture(question):
         meta["model_found_by"] = how
         uid = _uid(model) if model is not None else None
         meta["model_uid"] = uid
+        for session in _state["sessions"].values():
+            session.finish()
+        lineage = set()
         if model is not None:
+            _observe(model)
+            lineage = _lineage(uid)
+            _state["depth"] += 1     # saving is the grader's, not a call to record
             try:
                 model.save(os.path.join(out, "model.keras"))
                 meta["model_saved"] = True
             except Exception as exc:
                 meta["model_saved"] = False
                 meta["errors"].append("model.save: " + repr(exc))
+            finally:
+                _state["depth"] -= 1
             arrays = {}
             for kind in ("evaluate", "predict"):
                 arr = _state["last_inputs"].get((uid, kind))
@@ -743,13 +1060,12 @@ def capture(question):
             if uid in _state["fit_heads"]:
                 arrays["fit_head_x"] = _state["fit_heads"][uid]
             for call in _state["calls"]:
-                if call.get("model") == uid and call.get("projection"):
+                if call.get("model") in lineage and call.get("projection"):
                     arrays["projection_" + call["projection"]] = _state["projections"][call["projection"]]
             if arrays:
                 # Uncompressed: zlib took over a second per question for a file that lives minutes.
                 np.savez(os.path.join(out, "inputs.npz"), **arrays)
-        calls = [c for c in _state["calls"] if c.get("question") == question or
-                 (uid is not None and c.get("model") == uid)]
+        calls = [c for c in _state["calls"] if c.get("question") == question or c.get("model") in lineage]
         with open(os.path.join(out, "calls.json"), "w") as fh:
             json.dump({"meta": meta, "calls": calls}, fh, default=_plain)
     except Exception:

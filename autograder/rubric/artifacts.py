@@ -7,6 +7,7 @@ Nothing the notebook printed or computed about itself is trusted.
 
 from __future__ import annotations
 
+import io
 import json
 import zipfile
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from ..core import messages
 from ..core.config import Contamination
 from ..core.mnist_data import Mnist
 from ..kernel.runtime import array_sha256, row_hashes
-from .inputs import InputSpace, exact_test_rows, fit_input_space
+from .inputs import InputSpace, exact_test_rows, fit_input_space, trained_rows
 
 KERAS_DEFAULT_BATCH_SIZE = 32
 
@@ -47,6 +48,7 @@ class FitCall:
     test_rows: int = 0               # training rows that are test images
     raised: str | None = None
     unreadable: str | None = None    # French: the data Keras iterated, when it could not be examined
+    via: str = "fit"                 # "fit", or training outside it: "train_on_batch", "custom_loop"
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,20 @@ class Prediction:
     question: str | None
     kind: str                        # "predict" or "evaluate"
     samples: int | None
+
+
+@dataclass(frozen=True)
+class Generalization:
+    """How the model does on the genuine test images against genuine training images (a fixed sample),
+    measured here: a model trained on test images does better on them than on images it trained on."""
+    test_loss: float
+    train_loss: float
+    test_accuracy: float
+    train_accuracy: float
+
+    @property
+    def ratio(self) -> float:
+        return self.test_loss / self.train_loss if self.train_loss > 0 else float("inf")
 
 
 @dataclass
@@ -68,6 +84,8 @@ class QuestionArtifacts:
     predicted_test_set: bool = False
     accuracy: float | None = None
     accuracy_note: str | None = None
+    unaccounted: list[str] = field(default_factory=list)    # French: weight changes no recorded training explains
+    generalization: Generalization | None = None
 
     @property
     def question_fits(self) -> list[FitCall]:
@@ -148,6 +166,8 @@ def _unreadable(x: dict) -> str | None:
 
 
 def _fit_call(raw: dict, test_rows: int) -> FitCall:
+    if raw.get("kind") == "train":
+        return _training_outside_fit(raw, test_rows)
     batch = raw.get("batch_size")
     epochs = raw.get("epochs") if raw.get("epochs") is not None else 1
     initial = raw.get("initial_epoch") or 0
@@ -162,6 +182,76 @@ def _fit_call(raw: dict, test_rows: int) -> FitCall:
         raised=raw.get("raised"),
         unreadable=_unreadable(raw.get("x") or {}),
     )
+
+
+def _training_outside_fit(raw: dict, test_rows: int) -> FitCall:
+    """A session of train_on_batch calls or of a custom loop: its batch size is its first batch's, its epochs
+    the times it saw each of its distinct rows (unknown unless whole)."""
+    x = raw.get("x") or {}
+    distinct, seen = x.get("distinct") or 0, x.get("n") or 0
+    batch = x.get("batch")
+    return FitCall(question=raw.get("question"), batch_size=int(batch) if batch else None,
+                   epochs=seen // distinct if distinct and seen % distinct == 0 else -1,
+                   batch_size_how=raw.get("via", "custom_loop"), samples=distinct or None, test_rows=test_rows,
+                   unreadable=_unreadable(x), via=raw.get("via", "custom_loop"))
+
+
+def lineage_calls(calls: list[dict], uid) -> list[dict]:
+    """The calls that shaped the weights of model ``uid``, in order: its own, and those of each model it
+    copied weights from, up to the copy (the kernel records a "copy" event with the source's uid)."""
+    picked, todo, done = set(), [(uid, len(calls))], set()
+    while todo:
+        model, end = todo.pop()
+        if model is None or (model, end) in done:
+            continue
+        done.add((model, end))
+        for i, call in enumerate(calls[:end]):
+            if call.get("model") == model:
+                picked.add(i)
+                if call.get("kind") == "copy":
+                    todo.append((call.get("from"), i))
+    return [calls[i] for i in sorted(picked)]
+
+
+def _optimizer_steps(path: Path) -> int | None:
+    """The saved optimizer's update count (Keras stores it first among the optimizer's variables), read
+    from the file without loading the model."""
+    import h5py
+
+    try:
+        with zipfile.ZipFile(path) as saved, saved.open("model.weights.h5") as weights:
+            with h5py.File(io.BytesIO(weights.read()), "r") as h5:
+                value = h5["optimizer/vars/0"][()] if "optimizer/vars/0" in h5 else None
+        return int(value) if value is not None and np.ndim(value) == 0 else None
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+
+
+def _recorded_steps(calls: list[dict]) -> int | None:
+    """The updates the model's own optimizer made in its recorded training; None if a fit's is unknown."""
+    total = 0
+    for call in calls:
+        if call.get("kind") == "train":
+            total += int(call.get("model_optimizer_steps") or 0)
+        elif call.get("kind") == "fit":
+            steps = _fit_steps(call)
+            if steps is None:
+                return None
+            total += steps
+    return total
+
+
+def _fit_steps(call: dict) -> int | None:
+    x, epochs = call.get("x") or {}, call.get("epochs_run")
+    if isinstance(call.get("steps_per_epoch"), int):
+        per_epoch = call["steps_per_epoch"]
+    elif x.get("n") is not None and x.get("kind") == "array":
+        batch = call.get("batch_size") if isinstance(call.get("batch_size"), int) else KERAS_DEFAULT_BATCH_SIZE
+        rows = trained_rows(int(x["n"]), call.get("validation_split"), bool(call.get("has_validation_data")))
+        per_epoch = -(-rows // batch) if batch > 0 else None
+    else:
+        return None
+    return per_epoch * epochs if per_epoch is not None and isinstance(epochs, int) else None
 
 
 class _Kept:
@@ -201,11 +291,42 @@ def _test_set_in(space: InputSpace, mnist: Mnist) -> np.ndarray:
     return _kept.get(mnist, key, mapped)
 
 
-def _evaluate(model, space: InputSpace, mnist: Mnist) -> float:
-    x = _test_set_in(space, mnist)
-    probs = np.asarray(model.predict(x, batch_size=1000, verbose=0))
-    probs = probs.reshape(len(x), -1)
-    return float(np.mean(np.argmax(probs, axis=1) == mnist.y_test))
+TRAIN_SAMPLE_STRIDE = 6     # every sixth genuine training image: 10,000, as many as the test images
+
+
+def _train_sample_in(space: InputSpace, mnist: Mnist) -> np.ndarray:
+    """A fixed sample of the genuine training images in the student's input space."""
+    def mapped():
+        x = space.apply(mnist.x_train[::TRAIN_SAMPLE_STRIDE])
+        x.flags.writeable = False
+        return x
+    key = ("train sample", _digest(np.asarray(space.scale)), _digest(np.asarray(space.offset)), space.shape,
+           space.dtype)
+    return _kept.get(mnist, key, mapped)
+
+
+def _probabilities(model, x: np.ndarray) -> np.ndarray:
+    return np.asarray(model.predict(x, batch_size=1000, verbose=0)).reshape(len(x), -1)
+
+
+def _mean_loss(probs: np.ndarray, labels: np.ndarray) -> float | None:
+    """Mean cross-entropy, when the outputs are class probabilities (a softmax output); else None."""
+    if probs.shape[1] != 10 or not np.all(np.isfinite(probs)) or probs.min() < 0 or \
+            not np.allclose(probs.sum(axis=1), 1, atol=1e-3):
+        return None
+    return float(-np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1.0))))
+
+
+def _evaluate(model, space: InputSpace, mnist: Mnist) -> tuple[float, Generalization | None]:
+    test = _probabilities(model, _test_set_in(space, mnist))
+    accuracy = float(np.mean(np.argmax(test, axis=1) == mnist.y_test))
+    train_labels = mnist.y_train[::TRAIN_SAMPLE_STRIDE]
+    train = _probabilities(model, _train_sample_in(space, mnist))
+    test_loss, train_loss = _mean_loss(test, mnist.y_test), _mean_loss(train, train_labels)
+    if test_loss is None or train_loss is None:
+        return accuracy, None
+    return accuracy, Generalization(round(test_loss, 6), round(train_loss, 6), accuracy,
+                                    float(np.mean(np.argmax(train, axis=1) == train_labels)))
 
 
 def _read_capture(qdir: Path) -> tuple[dict, list, dict[str, np.ndarray]]:
@@ -276,8 +397,10 @@ def load_question(capture_dir: Path, question: str, mnist: Mnist, *, failure: st
     uid = meta.get("model_uid")
     space = _input_space(art, inputs, mnist)
     count = _test_row_counter(inputs, space, mnist, (contamination or Contamination()) if measure_accuracy else None)
-    mine = [c for c in calls if c.get("model") == uid and uid is not None]
-    art.fits = [_fit_call(c, count(c)) for c in mine if c.get("kind") == "fit"]
+    mine = lineage_calls(calls, uid) if uid is not None else []
+    art.fits = [_fit_call(c, count(c)) for c in mine if c.get("kind") in ("fit", "train")]
+    if any(c.get("kind") == "unaccounted" for c in mine):
+        art.unaccounted.append(messages.UNACCOUNTED_CHANGE)
     art.predictions = [Prediction(c.get("question"), c["kind"], (c.get("x") or {}).get("n"))
                        for c in mine if c.get("kind") in ("predict", "evaluate") and not c.get("raised")]
     if not meta.get("model_saved"):
@@ -289,6 +412,9 @@ def load_question(capture_dir: Path, question: str, mnist: Mnist, *, failure: st
         art.model_error = _load_error(qdir / "model.keras", exc)
         return art
     art.model = describe_model(model)
+    saved, recorded = _optimizer_steps(qdir / "model.keras"), _recorded_steps([c for c in calls if c.get("model") == uid])
+    if saved is not None and recorded is not None and saved > recorded:
+        art.unaccounted.append(messages.unrecorded_steps(saved, recorded))
     if measure_accuracy:
         _measure_accuracy(art, model, space, mnist)
     return art
@@ -299,6 +425,6 @@ def _measure_accuracy(art: QuestionArtifacts, model, space: InputSpace | None, m
         art.accuracy_note = messages.NO_TEST_SET
         return
     try:
-        art.accuracy = _evaluate(model, space, mnist)
+        art.accuracy, art.generalization = _evaluate(model, space, mnist)
     except Exception as exc:  # noqa: BLE001
         art.accuracy_note = messages.model_not_evaluated(type(exc).__name__)

@@ -7,12 +7,14 @@ all call these same functions.
 
 from __future__ import annotations
 
+from ..core import messages
 from .artifacts import FitCall, ModelInfo, QuestionArtifacts
 
 TRAIN_SIZE = 60000
 TEST_SIZE = 10000
 SOFTMAX_LAYERS = {"Softmax"}
 PASS_THROUGH = {"Dropout", "ActivityRegularization", "GaussianNoise", "GaussianDropout", "AlphaDropout"}
+RESHAPING = {"Flatten", "Reshape"}      # move values, never change them
 ACTIVATION_LAYERS = {"ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax", "ThresholdedReLU"}   # non-linear by nature
 LINEAR = (None, "linear")
 
@@ -31,15 +33,19 @@ def _effective_layers(model: ModelInfo):
 
 
 def _output_activation(model: ModelInfo) -> str | None:
-    """The activation the network ends with, whichever way the student wrote it."""
-    layers = _effective_layers(model)
-    for layer in reversed(layers):
+    """What the network's output is, whichever way the student wrote it: the activation of the last layer
+    that changes values (a Dense layer's own activation, an activation layer); any other layer there
+    (BatchNormalization after the softmax, say) is named instead, since the output is then its output."""
+    for layer in reversed(_effective_layers(model)):
+        if layer.class_name in RESHAPING:
+            continue
         if layer.class_name in SOFTMAX_LAYERS:
             return "softmax"
-        if layer.class_name == "Activation" or (layer.activation and layer.activation != "linear"):
-            return layer.activation
-        if layer.class_name == "Dense":
+        if layer.class_name in ACTIVATION_LAYERS:
+            return layer.activation or layer.class_name
+        if layer.class_name in ("Activation", "Dense"):
             return layer.activation or "linear"
+        return layer.activation if layer.activation not in LINEAR else f"couche {layer.class_name}"
     return None
 
 
@@ -49,7 +55,8 @@ def softmax_output(art: QuestionArtifacts, units: int = 10) -> None:
         f"La couche de sortie doit avoir {units} neurones (un par chiffre) ; le modèle en a {model.output_units}.")
     activation = _output_activation(model)
     assert activation == "softmax", (
-        f"La sortie du réseau doit utiliser l'activation 'softmax' (activation trouvée : {activation!r}).")
+        "La sortie du réseau doit être celle d'une activation 'softmax', sans autre couche après elle "
+        f"(sortie trouvée : {activation!r}).")
 
 
 def batchnorm_first(art: QuestionArtifacts, features: int = 784) -> None:
@@ -66,7 +73,8 @@ def batchnorm_first(art: QuestionArtifacts, features: int = 784) -> None:
 
 def trained(art: QuestionArtifacts) -> None:
     assert art.question_fits, (
-        f"Le modèle de la question {art.question} n'a pas été entraîné (aucun appel à model.fit réussi).")
+        f"Le modèle de la question {art.question} n'a pas été entraîné (aucun entraînement réussi : ni model.fit, "
+        "ni model.train_on_batch, ni boucle d'entraînement appelant le modèle avec training=True).")
 
 
 def _explained(rule: str, used: str, unknown: list[FitCall]) -> str:
@@ -139,6 +147,7 @@ def min_accuracy(art: QuestionArtifacts, threshold: float) -> None:
     assert not contaminated, (
         f"Le modèle a été entraîné avec {max(f.test_rows for f in contaminated)} images du jeu de test : "
         "la précision doit être jugée sur des données qui n'ont pas servi à l'entraînement.")
+    assert not art.unaccounted, messages.sentence(messages.weights_unaccounted(art.unaccounted))
     assert art.accuracy is not None, (art.accuracy_note or "la précision n'a pas pu être mesurée") + "."
     assert art.accuracy >= threshold, (
         f"Précision mesurée sur les {TEST_SIZE} images de test : {art.accuracy:.4f}, "

@@ -126,6 +126,67 @@ signature = (tf.TensorSpec((None, 784), tf.float32), tf.TensorSpec((None, 10), t
 model.fit(tf.data.Dataset.from_generator(flux, output_signature=signature), epochs=2)"""
 
 
+# Training outside fit, honestly (full marks): a tf.function GradientTape loop on the compiled optimizer
+# (the Keras guide's), and train_on_batch.
+LOOP_Q3 = """\
+import tensorflow as tf
+
+perte = keras.losses.CategoricalCrossentropy()
+lots = tf.data.Dataset.from_tensor_slices((X_train.astype('float32'), y_train)).shuffle(60000, seed=0).batch(128)
+
+@tf.function
+def etape(x, y):
+    with tf.GradientTape() as tape:
+        valeur = perte(y, model(x, training=True))
+    gradients = tape.gradient(valeur, model.trainable_weights)
+    model.optimizer.apply_gradients(zip(gradients, model.trainable_weights))
+
+for epoque in range(5):
+    for x, y in lots:
+        etape(x, y)"""
+ON_BATCH_Q4 = """\
+for epoque in range(2):
+    for debut in range(0, len(X_train), 128):
+        model.train_on_batch(X_train[debut:debut + 128], y_train[debut:debut + 128])"""
+
+# Training on test images by every other public route: each question's accuracy check fails, flagged.
+MRO_FIT_Q1 = Q1 + """
+# fit de Keras retrouvé dans la hiérarchie des classes, appelé sur les images de test
+fit_keras = next(c.__dict__['fit'] for c in type(model).__mro__ if 'fit' in c.__dict__)
+fit_keras(model, X_test, y_test, verbose=0)
+"""
+TWIN_Q2 = Q2 + """
+# un jumeau entraîné sur les images de test, dont les poids sont recopiés
+jumeau = keras.models.clone_model(model)
+jumeau.compile(optimizer='adam', loss='categorical_crossentropy')
+jumeau.fit(X_test, y_test, verbose=0)
+model.set_weights(jumeau.get_weights())
+"""
+TAPE_ON_TEST_Q3 = q3("model.fit(X_train, y_train, batch_size=128, epochs=5)") + """
+import tensorflow as tf
+optimiseur = keras.optimizers.Adam()
+for debut in range(0, len(X_test), 128):
+    with tf.GradientTape() as tape:
+        sortie = model(X_test[debut:debut + 128], training=True)
+        perte = keras.losses.categorical_crossentropy(y_test[debut:debut + 128], sortie)
+    optimiseur.apply_gradients(zip(tape.gradient(perte, model.trainable_weights), model.trainable_weights))
+"""
+ON_BATCH_TEST_Q4 = q4(Q4.split("\n\nmodel.compile")[0]) + """
+for debut in range(0, len(X_test), 128):
+    model.train_on_batch(X_test[debut:debut + 128], y_test[debut:debut + 128])
+"""
+# The output layer refitted with NumPy on the test images: the weights change with no recorded training.
+NUMPY_ON_TEST = """\
+model.fit(X_train, y_train, batch_size=128, epochs=2)
+caracteristiques = keras.Model(model.inputs, model.layers[-2].output).predict(X_test, verbose=0)
+H = np.c_[caracteristiques, np.ones(len(caracteristiques))]
+W = np.linalg.lstsq(H, 10 * y_test, rcond=None)[0]
+model.layers[-1].set_weights([W[:-1], W[-1]])"""
+SOFTMAX_THEN_BATCHNORM_Q2 = q2("model.add(keras.layers.BatchNormalization(input_shape=(784,)))\n"
+                               "model.add(keras.layers.Dense(10, activation='softmax'))\n"
+                               "model.add(keras.layers.BatchNormalization())\n")
+
+
 def q23_only(q3_source: str) -> dict:
     """q2 and q3 answered (q3 trains q2's model), q1 and q4 as released: fast notebooks for one q3 rule."""
     return {"q1": None, "q3": q3_source, "q4": None}
@@ -217,6 +278,14 @@ CASES: dict[str, tuple[dict, list[str], dict]] = {
                                      evaluate="accuracy = model.evaluate(X_test / 255, y_test)[1]"),
                              Q123_FAILING + ["q4.4"], {}),
     "honest_shifted_copies": (q4_only(Q4.split("\n\nmodel.compile")[0], fit=SHIFTED_TRAIN), Q123_FAILING, {}),
+    "honest_outside_fit": ({"q1": None, "q3": LOOP_Q3, "q4": q4(Q4.split("\n\nmodel.compile")[0], fit=ON_BATCH_Q4)},
+                           ALL_CHECKS[:4], {}),
+    "trained_on_test_other_routes": ({"q1": MRO_FIT_Q1, "q2": TWIN_Q2, "q3": TAPE_ON_TEST_Q3, "q4": ON_BATCH_TEST_Q4},
+                                     ["q1.4", "q2.4", "q3.2", "q4.4"], {}),
+    # The output check reads the model's output (q2), and weights changed unseen fail the accuracy check (q4).
+    "hostile_unaccounted_weights": ({"q1": None, "q2": SOFTMAX_THEN_BATCHNORM_Q2, "q3": None,
+                                     "q4": q4(Q4.split("\n\nmodel.compile")[0], fit=NUMPY_ON_TEST)},
+                                    ALL_CHECKS[:4] + ["q2.2", "q2.4", "q3.1", "q3.2", "q4.4"], {}),
     # Data the grader cannot examine: graded on what it can measure, and the note says what it could not check.
     "data_from_generator": (q4_only(TF + Q4.split("\n\nmodel.compile")[0], fit=FROM_GENERATOR), Q123_FAILING, {}),
     # Hostile code: the rest of the notebook is graded normally.

@@ -1,6 +1,7 @@
 """Fixtures of the hidden suite: each question's artifacts, built in this clean process."""
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -43,7 +44,9 @@ def artifacts(pytestconfig, config):
     if out:
         Path(out).write_text(json.dumps({q: {
             "accuracy": a.accuracy, "test_inputs": a.test_inputs, "note": a.accuracy_note or a.model_error,
-            "fits": [{"question": f.question, "batch_size": f.batch_size, "epochs": f.epochs,
+            "fits": [{"question": f.question, "batch_size": f.batch_size, "epochs": f.epochs, "via": f.via,
                       "samples": f.samples, "test_rows": f.test_rows, "unreadable": f.unreadable} for f in a.fits],
+            "unaccounted": a.unaccounted,
+            "generalization": a.generalization and {**asdict(a.generalization), "ratio": round(a.generalization.ratio, 4)},
         } for q, a in arts.items()}, ensure_ascii=False, indent=1))
     return arts
