@@ -355,6 +355,8 @@ def expected_flags(results: dict, config) -> set[str]:
             kinds.add("near_threshold")
         if measured.get("unaccounted"):
             kinds.add("weights")
+        if measured.get("model_refused"):
+            kinds.add("model")
         general, below = measured.get("generalization"), config.generalization.review_below.get(q)
         trained_on_test = any(f["test_rows"] for f in measured.get("fits", []))
         if general and below is not None and general["ratio"] < below and not trained_on_test:

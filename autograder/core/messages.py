@@ -225,6 +225,7 @@ FLAG_KINDS = {   # the short label of each reason, in the table of submissions
     "restored": "cellule rétablie",
     "copy": "copie suspecte",
     "weights": "poids inexpliqués",
+    "model": "modèle non évalué",
     "generalization": "test trop bien réussi",
     "not_in_roster": "hors liste",
     "missing": "copie manquante",
@@ -252,6 +253,10 @@ def flag_test_inputs(question: str) -> str:
 def flag_near_threshold(question: str, accuracy: float, threshold: float, margin: float) -> str:
     return (f"question {question} : précision mesurée {accuracy:.4f}, à moins de {margin:g} du seuil "
             f"({threshold:.2f})")
+
+
+def flag_model(question: str, why: str) -> str:
+    return f"question {question} : le modèle n'a pas pu être évalué ({why}) ; à corriger à la main"
 
 
 def flag_weights(question: str, what: list[str]) -> str:

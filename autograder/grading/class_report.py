@@ -105,6 +105,8 @@ def _measured_flags(report: GradeReport, config: Config) -> list[Flag]:
         accuracy = measured.get("accuracy")
         if accuracy is not None and q in limits and abs(accuracy - limits[q]) <= margin:
             flags.append(Flag("near_threshold", messages.flag_near_threshold(q, accuracy, limits[q], margin)))
+        if measured.get("model_refused"):
+            flags.append(Flag("model", messages.flag_model(q, measured["model_refused"])))
         if measured.get("unaccounted"):
             flags.append(Flag("weights", messages.flag_weights(q, measured["unaccounted"])))
         general, below = measured.get("generalization"), config.generalization.review_below.get(q)

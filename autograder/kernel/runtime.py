@@ -1020,6 +1020,27 @@ def _choose_model(question):
     return None, None
 
 
+GRAPH_EXPORT = "saved_model"     # the traced computation of a model that runs notebook code
+KERAS_MODULES = ("keras", "tensorflow", "tf_keras")
+
+
+def _notebook_code(model):
+    """What in the model is Python written in the notebook (a subclass's call, a custom or Lambda layer, a
+    function as activation): the scoring process, which never runs student code, then grades the model from
+    its traced computation, exported as a TensorFlow SavedModel."""
+    found = []
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        cls = type(layer)
+        if not cls.__module__.startswith(KERAS_MODULES):
+            found.append("class " + cls.__name__)
+        elif cls.__name__ == "Lambda":
+            found.append("Lambda")
+        activation = getattr(layer, "activation", None)
+        if callable(activation) and not getattr(activation, "__module__", "").startswith(KERAS_MODULES):
+            found.append("activation " + getattr(activation, "__name__", "?"))
+    return found
+
+
 def _plain(value):
     """JSON for what students pass as arguments: NumPy scalars (batch_size=np.int64(128)) and the rest."""
     if isinstance(value, np.generic):
@@ -1050,6 +1071,13 @@ def capture(question):
             except Exception as exc:
                 meta["model_saved"] = False
                 meta["errors"].append("model.save: " + repr(exc))
+            try:
+                meta["notebook_code"] = _notebook_code(model)
+                if meta["notebook_code"]:
+                    model.export(os.path.join(out, GRAPH_EXPORT), format="tf_saved_model", verbose=False)
+                    meta["graph_exported"] = True
+            except Exception as exc:
+                meta["errors"].append("model.export: " + repr(exc))
             finally:
                 _state["depth"] -= 1
             arrays = {}

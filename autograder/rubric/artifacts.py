@@ -18,7 +18,8 @@ import numpy as np
 from ..core import messages
 from ..core.config import Contamination
 from ..core.mnist_data import Mnist
-from ..kernel.runtime import array_sha256, row_hashes
+from ..kernel.runtime import GRAPH_EXPORT, array_sha256, row_hashes
+from .graph_model import UnsafeModel, load_graph_model
 from .inputs import InputSpace, exact_test_rows, fit_input_space, trained_rows
 
 KERAS_DEFAULT_BATCH_SIZE = 32
@@ -78,6 +79,7 @@ class QuestionArtifacts:
     failure: str | None = None       # French: why the question could not run
     model: ModelInfo | None = None
     model_error: str | None = None
+    model_refused: bool = False      # a model was there, but grading could not load or run it safely
     fits: list[FitCall] = field(default_factory=list)          # on this model, all questions
     predictions: list[Prediction] = field(default_factory=list)
     test_inputs: str = "missing"     # "genuine", "not_genuine" or "missing"
@@ -408,16 +410,34 @@ def load_question(capture_dir: Path, question: str, mnist: Mnist, *, failure: st
         return art
     try:
         model = load_model(qdir / "model.keras")
+        art.model = describe_model(model)
     except Exception as exc:  # noqa: BLE001 - any loading failure is the student's model, not ours
-        art.model_error = _load_error(qdir / "model.keras", exc)
-        return art
-    art.model = describe_model(model)
+        if not meta.get("graph_exported"):
+            art.model_error, art.model_refused = _load_error(qdir / "model.keras", exc), True
+            return art
+        model = _graph_model(art, qdir / GRAPH_EXPORT)
+        if model is None:
+            return art
     saved, recorded = _optimizer_steps(qdir / "model.keras"), _recorded_steps([c for c in calls if c.get("model") == uid])
     if saved is not None and recorded is not None and saved > recorded:
         art.unaccounted.append(messages.unrecorded_steps(saved, recorded))
     if measure_accuracy:
         _measure_accuracy(art, model, space, mnist)
     return art
+
+
+def _graph_model(art: QuestionArtifacts, path: Path):
+    """The model from its traced computation (its Python is the notebook's): structure and a predict."""
+    try:
+        (layers, units), model = load_graph_model(path)
+    except UnsafeModel as exc:
+        art.model_error, art.model_refused = str(exc), True
+        return None
+    except Exception as exc:  # noqa: BLE001 - a graph that does not load is the student's model, not ours
+        art.model_error, art.model_refused = messages.model_not_reloaded(type(exc).__name__), True
+        return None
+    art.model = ModelInfo(tuple(Layer(g.class_name, g.units, g.activation, g.features) for g in layers), units)
+    return model
 
 
 def _measure_accuracy(art: QuestionArtifacts, model, space: InputSpace | None, mnist: Mnist) -> None:

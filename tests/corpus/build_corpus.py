@@ -187,6 +187,36 @@ SOFTMAX_THEN_BATCHNORM_Q2 = q2("model.add(keras.layers.BatchNormalization(input_
                                "model.add(keras.layers.BatchNormalization())\n")
 
 
+# Models whose Python is the notebook's, graded from their traced computation (full marks): a keras.Model
+# subclass (q4), a custom layer and a Lambda layer in a functional model (q2).
+SUBCLASS_Q4 = """\
+class Reseau(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.normalisation = keras.layers.BatchNormalization()
+        self.cachee = keras.layers.Dense(128, activation='relu')
+        self.sortie = keras.layers.Dense(10, activation='softmax')
+
+    def call(self, x, training=False):
+        return self.sortie(self.cachee(self.normalisation(x, training=training)))
+
+model = Reseau()"""
+CUSTOM_LAYERS_Q2 = """\
+class SortieSoftmax(keras.layers.Layer):
+    def __init__(self, unites):
+        super().__init__()
+        self.dense = keras.layers.Dense(unites)
+
+    def call(self, x):
+        return keras.ops.softmax(self.dense(x))
+
+entree = keras.Input(shape=(784,))
+x = keras.layers.BatchNormalization()(entree)
+x = keras.layers.Lambda(lambda t: t * 1.0)(x)
+model = keras.Model(entree, SortieSoftmax(10)(x))
+"""
+
+
 def q23_only(q3_source: str) -> dict:
     """q2 and q3 answered (q3 trains q2's model), q1 and q4 as released: fast notebooks for one q3 rule."""
     return {"q1": None, "q3": q3_source, "q4": None}
@@ -250,6 +280,7 @@ CASES: dict[str, tuple[dict, list[str], dict]] = {
             fit="reseau.fit(X_train_s, y_train, epochs=5, batch_size=128)",
             evaluate="accuracy = reseau.evaluate(X_test_s, y_test)[1]").replace("model.compile", "reseau.compile"),
     }, [], {"strip_metadata": True, "split_q4_cell": True, "add_cells": [("q3", EXPLORE_Q3)]}),
+    "variant_subclassed": ({"q2": CUSTOM_LAYERS_Q2 + Q2_BODY, "q4": q4(SUBCLASS_Q4)}, [], {}),
     # Exploratory cells added after a question: the question is graded on its own cell's model.
     "exploratory_cells": ({}, [], {"add_cells": [("q1", EXPLORE_Q1), ("q3", EXPLORE_Q3)]}),
     # The seed's advice (relu or sigmoid) is not the rubric: any non-linearity counts (q4 only, 2 epochs).

@@ -47,6 +47,7 @@ def artifacts(pytestconfig, config):
             "fits": [{"question": f.question, "batch_size": f.batch_size, "epochs": f.epochs, "via": f.via,
                       "samples": f.samples, "test_rows": f.test_rows, "unreadable": f.unreadable} for f in a.fits],
             "unaccounted": a.unaccounted,
+            "model_refused": a.model_error if a.model_refused else None,
             "generalization": a.generalization and {**asdict(a.generalization), "ratio": round(a.generalization.ratio, 4)},
         } for q, a in arts.items()}, ensure_ascii=False, indent=1))
     return arts
