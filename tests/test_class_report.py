@@ -419,3 +419,38 @@ def test_the_generalization_signal_and_unaccounted_weights_flag_for_review():
     assert "generalization" not in flags(generalization=ratio(0.76), fits=[{"test_rows": 10000}])
     assert "sans entraînement enregistré" in flags(unaccounted=["les poids du modèle ont changé sans entraînement "
                                                               "enregistré"])["weights"]
+
+
+# A network of one's own, short: every choice distinctive (sizes, activations, learning rate, batch size,
+# epochs, validation split).
+Q4_OWN = """model = keras.Sequential([keras.layers.BatchNormalization(input_shape=(784,)),
+                          keras.layers.Dense(96, activation='elu'), keras.layers.Dense(48, activation='tanh'),
+                          keras.layers.Dense(10, activation='softmax')])
+model.compile(optimizer=keras.optimizers.Adam(0.003), loss='categorical_crossentropy', metrics=['accuracy'])
+model.fit(X_train, y_train, batch_size=256, epochs=7, validation_split=0.15)
+accuracy = model.evaluate(X_test, y_test)[1]
+print("Précision : %.3f" % accuracy)
+"""
+Q4_OWN_RENAMED = """# mon réseau
+reseau = keras.Sequential([keras.layers.BatchNormalization(input_shape=(784,)),
+                           keras.layers.Dense(96, activation='elu'), keras.layers.Dense(48, activation='tanh'),
+                           keras.layers.Dense(10, activation='softmax')])
+reseau.compile(optimizer=keras.optimizers.Adam(0.003), loss='categorical_crossentropy', metrics=['accuracy'])
+reseau.fit(X_train, y_train, batch_size=256, epochs=7, validation_split=0.15)  # 7 époques
+model = reseau
+accuracy = model.evaluate(X_test, y_test)[1]
+print("Précision : %.3f" % accuracy)
+"""
+
+
+def test_a_short_distinctive_answer_copied_whole_is_listed_beside_honest_look_alikes(tmp_path):
+    out = tmp_path / "out"
+    for name, nb in {**CLASS, "paul": notebook({"q4": Q4_OWN}), "quentin": notebook({"q4": Q4_OWN_RENAMED})}.items():
+        write_submission(out, name, nb)
+    codes = similarity.class_code(out, sorted(p.name for p in out.iterdir()), CONFIG)
+    pairs = {frozenset((p.a, p.b)): p for p in similarity.suspected_copies(codes, CONFIG)}
+    assert set(pairs) == {frozenset(("alice", "bob")), frozenset(("paul", "quentin"))}
+    short = pairs[frozenset(("paul", "quentin"))]
+    settings = CONFIG.class_report.copies
+    assert settings.min_whole_overlap <= short.overlap < settings.min_overlap     # too short for the old rule
+    assert min(short.share_a, short.share_b) >= settings.whole_share

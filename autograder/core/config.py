@@ -63,6 +63,7 @@ class LimitOverrides:
 class Contamination:
     margin: float = 0.4          # a training row nearer a test image than margin x its honest baseline is a disguised copy
     min_rows: int = 10           # near-duplicates count once a fit has this many (exact copies always count)
+    spectrum_margin: float = 0.25   # the same rule on spectra: test images moved a little (shifted, turned, flipped)
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,8 @@ class Copies:
     """
     threshold: float = 0.6       # a pair is listed when this share of either one's own code is found in the other's
     min_overlap: int = 200       # ... and the code they share is at least this long
+    whole_share: float = 0.8     # or when this share of each one's own code is found in the other's (a whole answer) ...
+    min_whole_overlap: int = 120 # ... and that shared code is at least this long
     min_cell: int = 40           # a cell with less code of its own (once template and solution are removed) is ignored
     noise: int = 25              # shortest match that counts (copydetect's noise threshold k)
     guarantee: int = 30          # any match this long is found (winnowing window = guarantee - noise + 1)

@@ -57,6 +57,12 @@ class Pair:
     def score(self) -> float:
         return max(self.share_a, self.share_b)
 
+    def suspect(self, settings: Copies) -> bool:
+        """Much of one student's code in the other's, or the whole of both students' code the same: a whole
+        short answer copied, which independent students writing apart do not share at that length."""
+        return (self.score >= settings.threshold and self.overlap >= settings.min_overlap) or (
+            min(self.share_a, self.share_b) >= settings.whole_share and self.overlap >= settings.min_whole_overlap)
+
 
 def _fingerprint(code: str, settings: Copies, boilerplate) -> CodeFingerprint:
     return CodeFingerprint("code.py", settings.noise, settings.guarantee - settings.noise + 1,
@@ -151,7 +157,7 @@ def suspected_copies(codes: list[StudentCode], config: Config) -> list[Pair]:
     for i, a in enumerate(codes):
         for b in codes[i + 1:]:
             pair = _compare(a, b, prints[a.submission], prints[b.submission])
-            if pair is not None and pair.overlap >= settings.min_overlap and pair.score >= settings.threshold:
+            if pair is not None and pair.suspect(settings):
                 pairs.append(pair)
     return sorted(pairs, key=lambda p: (-p.score, p.a, p.b))
 

@@ -37,6 +37,7 @@ _state = {
     "last_inputs": {},    # (uid, kind) -> array of the last test-sized input
     "fit_heads": {},      # uid -> first rows of the last training input
     "projections": {},    # sha256 of a training input -> its rows projected (near-duplicate search)
+    "spectra": {},        # ... and their spectra projected (near-duplicates moved, flipped, turned a little)
     "row_hashes": {},     # sha256 of a training input -> its row hashes (the last KEPT_ROW_HASHES)
     "depth": 0,           # > 0 while inside a recorded call (Keras calls itself)
     "next_uid": 1,
@@ -116,6 +117,30 @@ def project_rows(arr):
     return out
 
 
+SPECTRUM_SEED = 420_064
+_spectrum = []
+
+
+def spectrum_rows(arr):
+    """Each 28x28 image's Fourier magnitudes (the constant term left out) through one fixed random
+    projection, or None for other shapes.  The magnitudes do not change when an image is shifted (MNIST's
+    digits sit on an empty border, so np.roll and a zero-filled shift agree), nor, but for a common factor,
+    when all its pixels are scaled: a test image moved a little is found by them."""
+    rows = np.asarray(arr).reshape(len(arr), -1)
+    if rows.shape[1] != IMAGE_FEATURES or not np.issubdtype(rows.dtype, np.number):
+        return None
+    if not _spectrum:
+        rng = np.random.default_rng(SPECTRUM_SEED)
+        _spectrum.append((rng.standard_normal((28 * 15, PROJECTION_DIMS)) / np.sqrt(PROJECTION_DIMS)).astype(np.float32))
+    out = np.empty((len(rows), PROJECTION_DIMS), dtype=np.float32)
+    for start in range(0, len(rows), 10000):
+        images = rows[start:start + 10000].astype(np.float32).reshape(-1, 28, 28)
+        magnitudes = np.abs(np.fft.rfft2(images)).reshape(len(images), -1).astype(np.float32)
+        magnitudes[:, 0] = 0
+        out[start:start + 10000] = magnitudes @ _spectrum[0]
+    return out
+
+
 def _fingerprint_training(entry, rows):
     """What the scoring process needs to tell which training rows are test images."""
     key = entry["x"].get("sha256")     # None for rows read from a dataset: nothing to know them by
@@ -124,6 +149,7 @@ def _fingerprint_training(entry, rows):
         projected = project_rows(rows)
         if projected is not None:
             _state["projections"][key] = projected
+            _state["spectra"][key] = spectrum_rows(rows)
     if key in _state["projections"]:
         entry["projection"] = key
     _state["fit_heads"][entry["model"]] = np.array(rows[:HEAD_ROWS], copy=True)
@@ -688,6 +714,7 @@ class _Session:
                       "model_optimizer_steps": 0, "x": {"kind": "batches", "n": 0, "distinct": 0, "batch": None}}
         self.seen = {}            # row hash -> None, in the order first seen
         self.projected = []
+        self.spectra = []
         self.head = []
         self.head_rows = 0
         _state["calls"].append(self.entry)
@@ -714,6 +741,7 @@ class _Session:
         projected = project_rows(fresh)
         if projected is not None:
             self.projected.append(projected)
+            self.spectra.append(spectrum_rows(fresh))
         if self.head_rows < HEAD_ROWS:
             self.head.append(np.array(fresh[:HEAD_ROWS - self.head_rows], copy=True))
             self.head_rows += len(self.head[-1])
@@ -726,6 +754,7 @@ class _Session:
         if self.projected and sum(len(p) for p in self.projected) == len(self.seen):
             key = "session%d" % id(self)
             _state["projections"][key] = np.concatenate(self.projected)
+            _state["spectra"][key] = np.concatenate(self.spectra)
             entry["projection"] = key
         if self.head and uid not in _state["fit_heads"]:
             _state["fit_heads"][uid] = np.concatenate(self.head)
@@ -1090,6 +1119,7 @@ def capture(question):
             for call in _state["calls"]:
                 if call.get("model") in lineage and call.get("projection"):
                     arrays["projection_" + call["projection"]] = _state["projections"][call["projection"]]
+                    arrays["spectrum_" + call["projection"]] = _state["spectra"][call["projection"]]
             if arrays:
                 # Uncompressed: zlib took over a second per question for a file that lives minutes.
                 np.savez(os.path.join(out, "inputs.npz"), **arrays)

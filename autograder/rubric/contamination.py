@@ -28,7 +28,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from ..core.config import Contamination, load_config
 from .inputs import InputSpace, exact_test_rows, fit_input_space
-from ..kernel.runtime import project_rows
+from ..kernel.runtime import project_rows, spectrum_rows
 from ..core.mnist_data import Mnist, load_mnist
 
 MATCH_DIMS = 4            # a k-d tree finds an identical row fast in a few projected dimensions
@@ -182,6 +182,68 @@ def near_test_rows(projected: np.ndarray, space: InputSpace | None, mnist: Mnist
     return _cache.results[key].copy()
 
 
+# --- Test images moved a little: the same rule on the rows' spectra (kernel.runtime.spectrum_rows) ---------
+# A spectrum ignores shifts (and a half turn); a flip mirrors it and small turns and zooms change it a little,
+# so the test images are also compared in those forms.  Shifted genuine training images have a genuine
+# image's spectrum and are never searched.
+TURNS = (-10, -5, 5, 10)          # degrees
+ZOOMS = (0.9, 1.1)
+
+
+def _moved(images: np.ndarray) -> np.ndarray:
+    """``images`` (raw, n x 28 x 28) turned and zoomed about their centre, as a student's augmentation does."""
+    from scipy import ndimage
+
+    x = images.reshape(-1, 28, 28).astype(np.float32)
+    turned = [np.clip(ndimage.rotate(x, a, axes=(1, 2), reshape=False, order=1), 0, 255) for a in TURNS]
+    zoomed = [ndimage.affine_transform(x, [1, 1 / z, 1 / z], offset=[0, 13.5 - 13.5 / z, 13.5 - 13.5 / z], order=1)
+              for z in ZOOMS]
+    # A left-right flip keeps the spectrum's magnitudes mirrored, not equal (an up-down flip gives the same).
+    return np.concatenate([x, x[:, :, ::-1], *turned, *zoomed])
+
+
+def _spectra(images: np.ndarray, space: InputSpace | None = None) -> np.ndarray:
+    parts = [images[i:i + CHUNK] for i in range(0, len(images), CHUNK)]
+    return np.concatenate([spectrum_rows(space.apply(p) if space else p) for p in parts])
+
+
+def _unit_rows(rows: np.ndarray) -> np.ndarray:
+    return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+
+
+def _spectrum_embedded(spectra: np.ndarray, space: InputSpace | None, mnist: Mnist) -> tuple[np.ndarray, _Reference, float]:
+    """Like _embedded, for spectra: a space a * x + b with one a and one b for every pixel scales them by |a|
+    (b only moves the constant term, which they leave out); any other space is embedded as it is."""
+    rows = np.asarray(spectra, dtype=np.float32)
+    tests = lambda: _kept_moved_tests(mnist)    # noqa: E731
+    if space is None:
+        ref = _cache.reference(mnist, ("spectrum direction",), lambda: (_unit_rows(_spectra(mnist.x_train)),
+                                                                       _unit_rows(_spectra(tests()))))
+        return _unit_rows(rows), ref, 1.0
+    a, offset = _uniform_scale(space), np.asarray(space.offset, dtype=np.float64).ravel()
+    if a is not None and np.allclose(offset, offset[0], rtol=0, atol=1e-9 * max(1.0, abs(offset[0]))):
+        ref = _cache.reference(mnist, ("spectrum raw",), lambda: (_spectra(mnist.x_train), _spectra(tests())))
+        return rows / np.float32(abs(a)), ref, abs(a)
+    ref = _cache.reference(mnist, ("space", "spectrum", _space_key(space)),
+                           lambda: (_spectra(mnist.x_train, space), _spectra(tests(), space)))
+    return rows, ref, 1.0
+
+
+def _kept_moved_tests(mnist: Mnist) -> np.ndarray:
+    if _cache.mnist is not mnist or "moved tests" not in _cache.results:
+        _cache.results["moved tests"] = _moved(mnist.x_test)
+    return _cache.results["moved tests"]
+
+
+def near_moved_test_rows(spectra: np.ndarray, space: InputSpace | None, mnist: Mnist,
+                         settings: Contamination) -> np.ndarray:
+    """Boolean mask: rows whose spectrum is closer to a test image's (shifted, flipped, or in some small turn
+    or zoom) than ``settings.spectrum_margin`` times that image's baseline in the same embedding."""
+    rows, ref, _ = _spectrum_embedded(spectra, space, mnist)
+    dist, honest, _ = ref.nearest(rows)
+    return dist < settings.spectrum_margin * honest
+
+
 def contaminated_row_count(call: dict, inputs: dict[str, np.ndarray], space: InputSpace | None, mnist: Mnist, *,
                            settings: Contamination, test_hashes: set[str]) -> int:
     """Rows a recorded fit call trained on that are test images: byte for byte (row hashes), or
@@ -191,6 +253,9 @@ def contaminated_row_count(call: dict, inputs: dict[str, np.ndarray], space: Inp
     projected = inputs.get(f"projection_{call.get('projection')}")
     if projected is not None and len(projected) == len(call.get("row_hashes") or []):
         near = near_test_rows(projected, space, mnist, settings)[:len(exact)]
+    spectra = inputs.get(f"spectrum_{call.get('projection')}")
+    if spectra is not None and len(spectra) == len(call.get("row_hashes") or []) and not np.all(exact | near):
+        near |= near_moved_test_rows(spectra, space, mnist, settings)[:len(exact)]
     # One odd augmented image must not fail a student; disguised test images matter by thousands.
     return int(np.sum(exact | near)) if np.sum(near & ~exact) >= settings.min_rows else int(np.sum(exact))
 
@@ -264,9 +329,30 @@ def disguise(x_test: np.ndarray, student: Callable[[np.ndarray], np.ndarray],
     }
 
 
-def _ratios(z: np.ndarray, space: InputSpace | None, mnist: Mnist) -> tuple[np.ndarray, np.ndarray]:
+def moved_tests(x_test: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Test images moved a little before a student trains on them (raw pixels, float)."""
+    from scipy import ndimage
+
+    x = x_test.astype(np.float32)
+    return {
+        "np.roll 1 px": np.roll(x, 1, axis=2),
+        "shifted 2 px down-right": ndimage.shift(x, (0, 2, 2), order=0),
+        "flipped left-right": x[:, :, ::-1],
+        "rotated 7 deg": np.clip(ndimage.rotate(x, 7, axes=(1, 2), reshape=False, order=1), 0, 255),
+        "rotated -3 deg": np.clip(ndimage.rotate(x, -3, axes=(1, 2), reshape=False, order=1), 0, 255),
+        "zoomed 1.05": ndimage.affine_transform(x, [1, 1 / 1.05, 1 / 1.05], offset=[0, 13.5 - 13.5 / 1.05,
+                                                                                13.5 - 13.5 / 1.05], order=1),
+        "shifted 1 px + noise 5 grey": np.clip(np.roll(x, 1, axis=1) + rng.normal(0, 5, x.shape), 0, 255),
+    }
+
+
+def _ratios(z: np.ndarray, space: InputSpace | None, mnist: Mnist, spectrum: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Distances to the nearest test image and distance / baseline (inf: a genuine training row)."""
-    dist, base, _ = nearest_test_distances(project_rows(np.asarray(z)), space, mnist)
+    if spectrum:
+        rows, ref, unit = _spectrum_embedded(spectrum_rows(np.asarray(z)), space, mnist)
+        dist, base, _ = ref.nearest(rows)
+    else:
+        dist, base, _ = nearest_test_distances(project_rows(np.asarray(z)), space, mnist)
     return dist, np.divide(dist, base, out=np.full(len(dist), np.inf, dtype=np.float32), where=np.isfinite(dist))
 
 
@@ -274,8 +360,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Measure honest and disguised-test distances per input space.")
     parser.add_argument("--rows", type=int, default=20000, help="training images augmented per draw")
     parser.add_argument("--draws", type=int, default=1, help="independent augmentations of them")
+    parser.add_argument("--spectrum", action="store_true", help="the spectra's rule (moved test images) instead")
     args = parser.parse_args(argv)
-    margin, started = load_config().contamination.margin, time.perf_counter()
+    settings, started = load_config().contamination, time.perf_counter()
+    margin = settings.spectrum_margin if args.spectrum else settings.margin
     mnist = load_mnist()
     spaces = {}
     for name, student in student_spaces(mnist).items():
@@ -291,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
             forms = {"X_train": mnist.x_train, "shuffled half": mnist.x_train[subset[: args.rows // 2]], **forms}
         for label, (student, space) in spaces.items():
             for form, images in forms.items():
-                dist, ratio = _ratios(student(images), space, mnist)
+                dist, ratio = _ratios(student(images), space, mnist, args.spectrum)
                 searched = np.isfinite(dist)
                 honest.setdefault((label, form), []).append(
                     (ratio.min(), dist[searched].min(initial=np.inf), np.sum(ratio < margin), len(dist), searched.sum()))
@@ -299,7 +387,10 @@ def main(argv: list[str] | None = None) -> int:
           f"nearest genuine training image; flagged below margin = {margin}; augmented forms: "
           f"{args.draws} x {args.rows} training images")
     for label, (student, space) in spaces.items():
-        _, ref, unit = _embedded(project_rows(student(mnist.x_test[:1])), space, mnist)
+        if args.spectrum:
+            _, ref, unit = _spectrum_embedded(spectrum_rows(student(mnist.x_test[:1])), space, mnist)
+        else:
+            _, ref, unit = _embedded(project_rows(student(mnist.x_test[:1])), space, mnist)
         h = ref.honest(np.arange(len(ref.test))) * unit
         print(f"\n== {label}: h(t) min {h.min():.4g}, 0.1% {np.quantile(h, 0.001):.4g}, "
               f"1% {np.quantile(h, 0.01):.4g}, median {np.median(h):.4g}")
@@ -308,8 +399,10 @@ def main(argv: list[str] | None = None) -> int:
                 low, near, flagged, n, searched = (f(col) for f, col in zip((min, min, sum, sum, sum), zip(*runs)))
                 print(f"  honest  {form:28s} min ratio {low:.3f}, min distance {near:.4g}, "
                       f"{searched}/{n} rows searched; flagged {flagged}")
-        for form, z in disguise(mnist.x_test, student, np.random.default_rng(0)).items():
-            dist, ratio = _ratios(z, space, mnist)
+        altered = ({form: student(z) for form, z in moved_tests(mnist.x_test, np.random.default_rng(0)).items()}
+                   if args.spectrum else disguise(mnist.x_test, student, np.random.default_rng(0)))
+        for form, z in altered.items():
+            dist, ratio = _ratios(z, space, mnist, args.spectrum)
             print(f"  altered {form:28s} ratio median {np.median(ratio):.3f}, 99% {np.quantile(ratio, 0.99):.3f}, "
                   f"max {ratio.max():.3f}; distance median {np.median(dist):.4g}; "
                   f"flagged {np.sum(ratio < margin)}/{len(z)}")

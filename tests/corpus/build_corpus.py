@@ -217,6 +217,22 @@ model = keras.Model(entree, SortieSoftmax(10)(x))
 """
 
 
+# Test images moved a little before training on them are test images (q4.4 fails); training images turned
+# and zoomed a little are an honest augmentation (q2 keeps its points).
+TURNED_TRAIN_Q2 = q2("model.add(keras.layers.BatchNormalization(input_shape=(784,)))\n"
+                     "model.add(keras.layers.Dense(10, activation='softmax'))\n").replace(
+    "model.fit(X_train, y_train)", """\
+from scipy import ndimage
+images = X_train.reshape(-1, 28, 28).astype('float32')
+tournees = ndimage.rotate(images[:20000], 8, axes=(1, 2), reshape=False, order=1).reshape(-1, 784)
+zoomees = ndimage.zoom(images[20000:40000], (1, 1.1, 1.1), order=1)[:, 1:29, 1:29].reshape(-1, 784)
+model.fit(np.concatenate([X_train, tournees, zoomees]), np.concatenate([y_train, y_train[:40000]]))""")
+MOVED_TEST = """\
+images = X_test.reshape(-1, 28, 28)
+deplacees = np.concatenate([np.roll(images[:5000], 1, axis=2), images[5000:, :, ::-1]]).reshape(-1, 784)
+model.fit(np.concatenate([X_train, deplacees]), np.concatenate([y_train, y_test]), batch_size=128, epochs=2)"""
+
+
 def q23_only(q3_source: str) -> dict:
     """q2 and q3 answered (q3 trains q2's model), q1 and q4 as released: fast notebooks for one q3 rule."""
     return {"q1": None, "q3": q3_source, "q4": None}
@@ -308,6 +324,9 @@ CASES: dict[str, tuple[dict, list[str], dict]] = {
     "test_rounded_float16": (q4_only(Q4.split("\n\nmodel.compile")[0], fit=ROUNDED_TEST,
                                      evaluate="accuracy = model.evaluate(X_test / 255, y_test)[1]"),
                              Q123_FAILING + ["q4.4"], {}),
+    "test_moved_beside_turned_training": ({"q1": None, "q2": TURNED_TRAIN_Q2, "q3": None,
+                                           "q4": q4(Q4.split("\n\nmodel.compile")[0], fit=MOVED_TEST)},
+                                          ALL_CHECKS[:4] + ["q3.1", "q3.2", "q4.4"], {}),
     "honest_shifted_copies": (q4_only(Q4.split("\n\nmodel.compile")[0], fit=SHIFTED_TRAIN), Q123_FAILING, {}),
     "honest_outside_fit": ({"q1": None, "q3": LOOP_Q3, "q4": q4(Q4.split("\n\nmodel.compile")[0], fit=ON_BATCH_Q4)},
                            ALL_CHECKS[:4], {}),
