@@ -81,6 +81,13 @@ def assigned_by_hand(model):
     model.fit(X, Y, verbose=0)
     model.layers[-1].kernel.assign(model.layers[-1].kernel + 0.01)
 
+def two_models_assigned_by_hand(model):
+    other = make()
+    other.fit(T, U, verbose=0)
+    model.fit(X, Y, verbose=0)
+    for changed in (model, other):
+        changed.layers[-1].bias.assign(changed.layers[-1].bias + 0.01)
+
 def loaded_from_a_file(model):
     other = make()
     other.build((None, 784))
@@ -96,7 +103,7 @@ def built_and_predicted_only(model):
 results = {}
 for scenario in [eager_loop, graph_loop, eager_loop_without_training_flag, on_batch,
                  keras_fit_from_the_class_hierarchy, twin_weights, fit_from_the_recorders_closure,
-                 assigned_by_hand, loaded_from_a_file, built_and_predicted_only]:
+                 assigned_by_hand, two_models_assigned_by_hand, loaded_from_a_file, built_and_predicted_only]:
     runtime._state["calls"].clear()
     runtime.begin(scenario.__name__)
     model = make()
@@ -155,7 +162,8 @@ def test_copied_weights_carry_the_sources_training(results):
                                                                    ("copy", True, None)]
 
 
-@pytest.mark.parametrize("scenario", ["fit_from_the_recorders_closure", "assigned_by_hand", "loaded_from_a_file"])
+@pytest.mark.parametrize("scenario", ["fit_from_the_recorders_closure", "assigned_by_hand",
+                                      "two_models_assigned_by_hand", "loaded_from_a_file"])
 def test_weights_changed_by_no_recorded_cause_are_unaccounted(results, scenario):
     assert results[scenario][-1]["kind"] == "unaccounted"
 

@@ -685,18 +685,20 @@ def _accept(model):
         pass
 
 
-def _observe(model):
+def _observe(model, _observing=None):
     """Accounts for whatever changed the model's weights since they were last accounted for (never raises)."""
+    observing = set() if _observing is None else _observing
     try:
-        if not _eager():
+        uid = _uid(model)
+        if not _eager() or uid in observing:
             return
-        uid, digest = _uid(model), _weights_digest(model)
+        observing.add(uid)
+        digest = _weights_digest(model)
         if digest == _state["accounted"].get(uid):
             return
         if not _state["trained_since"].get(uid) and not _fresh(model):
             for other in list(_state["models"].values()):    # a copy of weights another model has now
-                if other is not model:
-                    _observe(other)
+                _observe(other, observing)
             source = _state["owners"].get(digest)
             event = {"kind": "copy", "from": source} if source not in (None, uid) else {"kind": "unaccounted"}
             _state["calls"].append({**event, **_origin(), "model": uid})
