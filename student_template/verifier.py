@@ -15,7 +15,7 @@ Utilisation :
                               exécutez dans une cellule
                               import verifier; verifier.verifier_colab()
 
-Il faut Python <bound method SupportedVersions.python_range of SupportedVersions(python=((3, 11), (3, 13)), keras='3.15.1', tensorflow='2.21.0')> avec keras, tensorflow, numpy, nbformat et nbclient
+Il faut Python 3.11 à 3.13 avec keras, tensorflow, numpy, nbformat et nbclient
 (déjà présents dans Colab). Testé avec Keras 3.15.1 et TensorFlow 2.21.0. Fichier généré par `autograder release` à partir des vérifications du
 correcteur : ne le modifiez pas.
 """

@@ -148,6 +148,7 @@ def test_verifier_states_what_it_was_supported_versions():
     verifier = load_verifier()
     assert verifier.TESTE_AVEC == versions.to_dict()
     assert f"Testé avec Keras {versions.keras} et TensorFlow {versions.tensorflow}" in verifier.__doc__
+    assert f"Il faut Python {versions.python_range().replace('-', ' à ')} avec keras" in verifier.__doc__
     assert verifier.versions_non_prises_en_charge(sys.version_info, versions.keras, versions.tensorflow) == ([], [])
 
 
