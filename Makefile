@@ -4,7 +4,7 @@ PYTHON ?=
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: venv demo test smoke lock test-otter-docker release calibrate bench clean
+.PHONY: venv demo test smoke lock docs test-otter-docker release calibrate bench clean
 
 venv:
 	@tools/ensure-venv $(VENV) $(PYTHON)
@@ -25,6 +25,10 @@ lock: venv
 	$(VENV)/bin/uv pip compile pyproject.toml --universal --python-version 3.11.0 --fork-strategy fewest \
 		--extra dev --no-annotate -o requirements.txt
 
+# The documentation site (MkDocs, sources in docs/) into site/; make test runs the same strict build.
+docs: venv
+	$(VENV)/bin/mkdocs build --strict --site-dir site
+
 # Opt-in, not part of `test`: the real `otter grade` (Docker with buildx, network during the image build).
 # OTTER_BASE_IMAGE picks the image otter builds on (default: otter's own, ubuntu:22.04).
 test-otter-docker: venv
@@ -44,4 +48,4 @@ calibrate: venv
 	$(PY) -m autograder.cli.calibrate
 
 clean:
-	rm -rf $(VENV) .cache .pytest_cache
+	rm -rf $(VENV) .cache .pytest_cache site

@@ -197,7 +197,31 @@ def main(argv: list[str] | None = None) -> int:
         figures.update(baseline(args.baseline, batch, out, base, measured[2, True], args.pairs))
     (out / "bench.json").write_text(json.dumps(figures, indent=1))
     print(f"figures written to {out / 'bench.json'}")
+    append_results(RESULTS, figures)
+    print(f"a dated row appended to {RESULTS.relative_to(ROOT)}")
     return 0
+
+
+RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+ROW_FIGURES = ("wall_s", "cpu_s", "cpu_per_submission_s", "per_hour", "peak_worker_pss_gb", "peak_process_rss_gb")
+
+
+def results_row(figures: dict[str, dict], when: str, commit: str, machine: str) -> str:
+    """One run of make bench as RESULTS.md records it: when, which code, which machine, then each figure."""
+    lines = [f"\n## {when} — make bench of {commit} ({machine})\n", "| measured | " + " | ".join(ROW_FIGURES) + " |",
+             "| --- |" + " --- |" * len(ROW_FIGURES)]
+    for label, figure in figures.items():
+        cells = [f"{figure[k]:.2f}" if isinstance(figure.get(k), (int, float)) else "" for k in ROW_FIGURES]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def append_results(path: Path, figures: dict[str, dict]) -> None:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip() or "an uncommitted tree"
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB"
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(results_row(figures, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), commit, machine))
 
 
 def baseline(rev: str, batch: list[Path], out: Path, base: Measured, accelerated: Measured,

@@ -139,8 +139,18 @@ def _positive(kind):
     return parse
 
 
+def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("keras-mnist-autograder")
+    except PackageNotFoundError:    # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autograder", description="Keras MNIST practical: release and grading.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="grading.toml (default: %(default)s)")
     sub = parser.add_subparsers(dest="command", required=True)
 
