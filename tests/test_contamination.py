@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from autograder.core.config import Contamination, load_config
-from autograder.rubric.contamination import (augment, contaminated_row_count, disguise, near_test_rows,
-                                      student_spaces)
+from autograder.rubric.contamination import contaminated_row_count, near_moved_test_rows, near_test_rows
+from tools.calibrate_contamination import augment, disguise, moved_tests, student_spaces
 from autograder.rubric.inputs import fit_input_space, trained_rows
-from autograder.kernel.runtime import project_rows, row_hashes
+from autograder.kernel.runtime import project_rows, row_hashes, spectrum_rows
 from autograder.core.mnist_data import load_mnist
 
 SETTINGS = load_config().contamination
@@ -110,3 +110,20 @@ def test_count_combines_exact_and_near_copies_of_trained_rows_only(mnist):
 def test_settings_default_is_grading_toml():
     assert Contamination() == SETTINGS
     assert 0 < SETTINGS.margin < 1
+
+
+def flagged_moved(rows, space, mnist):
+    return int(near_moved_test_rows(spectrum_rows(np.asarray(rows)), space, mnist, SETTINGS).sum())
+
+
+@pytest.mark.parametrize("name", ["raw", "x/255"])
+def test_test_images_moved_a_little_are_found_and_augmented_training_images_are_not(mnist, students, augmented,
+                                                                                    name):
+    student = students[name]
+    space = space_of(student, mnist)
+    for form, images in augmented.items():
+        assert flagged_moved(student(images), space, mnist) == 0, form
+    moved = moved_tests(mnist.x_test[:SAMPLE], np.random.default_rng(5))
+    for form, at_least in {"np.roll 1 px": 1, "shifted 2 px down-right": 0.85, "flipped left-right": 0.99,
+                           "rotated 7 deg": 0.02}.items():
+        assert flagged_moved(student(moved[form]), space, mnist) >= math.ceil(at_least * SAMPLE), form
