@@ -96,6 +96,18 @@ def loaded_from_a_file(model):
     other.save_weights(path)
     model.load_weights(path)
 
+def dropout_predictions_on_test_images(model):
+    model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dropout(0.5),
+                              keras.layers.Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    model.fit(X, Y, verbose=0)
+    samples = np.mean([model(T, training=True) for _ in range(5)], axis=0)     # Monte Carlo dropout
+    return model
+
+def batchnorm_statistics_from_test_images(model):
+    model.fit(X, Y, verbose=0)
+    model(T, training=True)                  # moves BatchNormalization's statistics towards the test images
+
 def built_and_predicted_only(model):
     model.predict(T, verbose=0)
     model(T[:5])
@@ -103,11 +115,12 @@ def built_and_predicted_only(model):
 results = {}
 for scenario in [eager_loop, graph_loop, eager_loop_without_training_flag, on_batch,
                  keras_fit_from_the_class_hierarchy, twin_weights, fit_from_the_recorders_closure,
-                 assigned_by_hand, two_models_assigned_by_hand, loaded_from_a_file, built_and_predicted_only]:
+                 assigned_by_hand, two_models_assigned_by_hand, loaded_from_a_file, dropout_predictions_on_test_images,
+                 batchnorm_statistics_from_test_images, built_and_predicted_only]:
     runtime._state["calls"].clear()
     runtime.begin(scenario.__name__)
     model = make()
-    scenario(model)
+    model = scenario(model) or model
     runtime._observe(model)
     for session in runtime._state["sessions"].values():
         session.finish()
@@ -166,6 +179,12 @@ def test_copied_weights_carry_the_sources_training(results):
                                       "two_models_assigned_by_hand", "loaded_from_a_file"])
 def test_weights_changed_by_no_recorded_cause_are_unaccounted(results, scenario):
     assert results[scenario][-1]["kind"] == "unaccounted"
+
+
+def test_forward_passes_in_training_mode_train_only_when_they_change_the_model(results):
+    assert [c["kind"] for c in results["dropout_predictions_on_test_images"]] == ["fit"]
+    assert [(c["kind"], c.get("via"), c["rows"]) for c in results["batchnorm_statistics_from_test_images"]] == [
+        ("fit", None, 512), ("train", "custom_loop", 320)]
 
 
 def test_a_model_only_built_and_used_has_no_lineage_events(results):

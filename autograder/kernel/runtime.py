@@ -50,7 +50,7 @@ _state = {
     "var_init": {},       # id(variable) -> (weakref to it, digest of its value when created)
     "sessions": {},       # (uid, question, via) -> _Session: training outside fit
     "pending": {},        # uid -> the last batch an eager forward pass outside training mode saw
-    "train_forward": set(),   # uids with a training-mode forward pass since their last optimizer step
+    "train_forward": {},  # uid -> batches of training-mode forward passes not yet known to have trained it
 }
 BATCH_HOOKS = ("on_batch_begin", "on_batch_end", "on_train_batch_begin", "on_train_batch_end")
 
@@ -636,10 +636,15 @@ def _var_digest(variable):
     return hashlib.blake2b(value.tobytes() + str((value.shape, value.dtype.str)).encode(), digest_size=16).hexdigest()
 
 
+def _weights(model):
+    """The variables that decide what a model computes, trainable or not (BatchNormalization's statistics);
+    not the random state a Dropout layer advances at each call in training mode."""
+    return [v for v in model.variables if "seed_generator" not in getattr(v, "path", v.name)]
+
+
 def _weights_digest(model):
-    """One digest for all of a model's variables, trainable or not (BatchNormalization's statistics)."""
     h = hashlib.blake2b(digest_size=16)
-    for variable in model.variables:
+    for variable in _weights(model):
         h.update(_var_digest(variable).encode())
     return h.hexdigest()
 
@@ -660,7 +665,7 @@ def _wrap_initialize(original):
 
 def _fresh(model):
     """Whether every variable holds the value it was created with (unknown creation values count)."""
-    for variable in model.variables:
+    for variable in _weights(model):
         ref, digest = _state["var_init"].get(id(variable), (None, None))
         if ref is not None and ref() is variable and _var_digest(variable) != digest:
             return False
@@ -695,7 +700,10 @@ def _observe(model, _observing=None):
         observing.add(uid)
         digest = _weights_digest(model)
         if digest == _state["accounted"].get(uid):
+            _state["train_forward"].pop(uid, None)      # forward passes in training mode that changed nothing
             return
+        if _state["train_forward"].get(uid):
+            _trained_by_forwards(uid)
         if not _state["trained_since"].get(uid) and not _fresh(model):
             for other in list(_state["models"].values()):    # a copy of weights another model has now
                 _observe(other, observing)
@@ -769,17 +777,33 @@ def _session(uid, via):
     return _state["sessions"][key]
 
 
+PENDING_BATCHES = 256     # training-mode forward passes kept before they are taken as training anyway
+
+
 def _forward_seen(uid, batch, training):
-    """A forward pass outside Keras' loops: in training mode its batch is training data."""
+    """A forward pass outside Keras' loops.  In training mode its batch becomes training data once the
+    model changes (an optimizer step, or BatchNormalization's statistics): predictions with dropout on
+    (training=True, no update) train nothing."""
     try:
-        if training:
-            _session(uid, "custom_loop").add(batch)
-            _state["train_forward"].add(uid)
-            _state["trained_since"][uid] = _state["trained_since"].get(uid, 0) + 1
-        else:
+        if not training:
             _state["pending"][uid] = batch
+            return
+        pending = _state["train_forward"].setdefault(uid, [])
+        # A batch a graph hook hands over may share its buffer with TensorFlow: small ones are copied.
+        small = isinstance(batch, np.ndarray) and len(batch) <= 4096
+        pending.append(np.array(batch, copy=True) if small else batch)
+        if len(pending) > PENDING_BATCHES:
+            _trained_by_forwards(uid)
     except Exception as exc:
         _state["calls"].append({"kind": "lineage_error", "question": _state["question"], "error": repr(exc)})
+
+
+def _trained_by_forwards(uid):
+    """The pending training-mode batches changed the model: they are training data."""
+    session = _session(uid, "custom_loop")
+    for batch in _state["train_forward"].pop(uid, []):
+        session.add(batch)
+    _state["trained_since"][uid] = _state["trained_since"].get(uid, 0) + 1
 
 
 def _graph_hook(callback, tensor):
@@ -815,9 +839,10 @@ def _steps_seen(uids, optimizer):
         try:
             session = _session(uid, "custom_loop")
             pending = _state["pending"].pop(uid, None)
-            if uid not in _state["train_forward"] and pending is not None:
+            if _state["train_forward"].get(uid):
+                _trained_by_forwards(uid)
+            elif pending is not None:
                 session.add(pending)
-            _state["train_forward"].discard(uid)
             session.entry["steps"] += 1
             model = _state["models"].get(uid)
             if model is not None and getattr(model, "optimizer", None) is optimizer:
