@@ -215,7 +215,7 @@ def near_test_rows(projected: np.ndarray, space: InputSpace | None, mnist: Mnist
 # so the test images are also compared in those forms.  Shifted genuine training images have a genuine
 # image's spectrum and are never searched.
 TURNS = (-10, -5, 5, 10)          # degrees
-ZOOMS = (0.9, 1.1)
+ZOOMS = (0.9, 0.95, 1.05, 1.1)
 
 
 def _moved(images: np.ndarray) -> np.ndarray:
