@@ -424,19 +424,21 @@ def test_the_generalization_signal_and_unaccounted_weights_flag_for_review():
 # A network of one's own, short: every choice distinctive (sizes, activations, learning rate, batch size,
 # epochs, validation split).
 Q4_OWN = """model = keras.Sequential([keras.layers.BatchNormalization(input_shape=(784,)),
-                          keras.layers.Dense(96, activation='elu'), keras.layers.Dense(48, activation='tanh'),
-                          keras.layers.Dense(10, activation='softmax')])
+                          keras.layers.Dense(96, activation='elu'), keras.layers.Dropout(0.3),
+                          keras.layers.Dense(48, activation='tanh'), keras.layers.Dense(10, activation='softmax')])
 model.compile(optimizer=keras.optimizers.Adam(0.003), loss='categorical_crossentropy', metrics=['accuracy'])
-model.fit(X_train, y_train, batch_size=256, epochs=7, validation_split=0.15)
+model.fit(X_train, y_train, batch_size=256, epochs=7, validation_split=0.15,
+          callbacks=[keras.callbacks.EarlyStopping(patience=2)])
 accuracy = model.evaluate(X_test, y_test)[1]
 print("Précision : %.3f" % accuracy)
 """
 Q4_OWN_RENAMED = """# mon réseau
 reseau = keras.Sequential([keras.layers.BatchNormalization(input_shape=(784,)),
-                           keras.layers.Dense(96, activation='elu'), keras.layers.Dense(48, activation='tanh'),
-                           keras.layers.Dense(10, activation='softmax')])
+                           keras.layers.Dense(96, activation='elu'), keras.layers.Dropout(0.3),
+                           keras.layers.Dense(48, activation='tanh'), keras.layers.Dense(10, activation='softmax')])
 reseau.compile(optimizer=keras.optimizers.Adam(0.003), loss='categorical_crossentropy', metrics=['accuracy'])
-reseau.fit(X_train, y_train, batch_size=256, epochs=7, validation_split=0.15)  # 7 époques
+reseau.fit(X_train, y_train, batch_size=256, epochs=7, validation_split=0.15,  # 7 époques
+           callbacks=[keras.callbacks.EarlyStopping(patience=2)])
 model = reseau
 accuracy = model.evaluate(X_test, y_test)[1]
 print("Précision : %.3f" % accuracy)

@@ -82,7 +82,7 @@ class Copies:
     threshold: float = 0.6       # a pair is listed when this share of either one's own code is found in the other's
     min_overlap: int = 200       # ... and the code they share is at least this long
     whole_share: float = 0.8     # or when this share of each one's own code is found in the other's (a whole answer) ...
-    min_whole_overlap: int = 120 # ... and that shared code is at least this long
+    min_whole_overlap: int = 150 # ... and that shared code is at least this long
     min_cell: int = 40           # a cell with less code of its own (once template and solution are removed) is ignored
     noise: int = 25              # shortest match that counts (copydetect's noise threshold k)
     guarantee: int = 30          # any match this long is found (winnowing window = guarantee - noise + 1)
