@@ -631,6 +631,11 @@ def _wrap_call(original):
 SESSION_ROWS = 400_000    # distinct rows fingerprinted per session of training outside fit
 
 
+def _lineage_error(exc):
+    """Recording never breaks student code: a failure of its own is logged for the grader instead."""
+    _state["calls"].append({"kind": "lineage_error", "question": _state["question"], "error": repr(exc)})
+
+
 def _var_digest(variable):
     value = np.ascontiguousarray(variable.numpy())
     return hashlib.blake2b(value.tobytes() + str((value.shape, value.dtype.str)).encode(), digest_size=16).hexdigest()
@@ -712,7 +717,7 @@ def _observe(model, _observing=None):
             _state["calls"].append({**event, **_origin(), "model": uid})
         _accept(model)
     except Exception as exc:
-        _state["calls"].append({"kind": "lineage_error", "question": _state["question"], "error": repr(exc)})
+        _lineage_error(exc)
 
 
 class _Session:
@@ -795,7 +800,7 @@ def _forward_seen(uid, batch, training):
         if len(pending) > PENDING_BATCHES:
             _trained_by_forwards(uid)
     except Exception as exc:
-        _state["calls"].append({"kind": "lineage_error", "question": _state["question"], "error": repr(exc)})
+        _lineage_error(exc)
 
 
 def _trained_by_forwards(uid):
@@ -849,7 +854,7 @@ def _steps_seen(uids, optimizer):
                 session.entry["model_optimizer_steps"] += 1
             _state["trained_since"][uid] = _state["trained_since"].get(uid, 0) + 1
         except Exception as exc:
-            _state["calls"].append({"kind": "lineage_error", "question": _state["question"], "error": repr(exc)})
+            _lineage_error(exc)
 
 
 def _wrap_apply(original):
@@ -889,7 +894,7 @@ def _wrap_train_on_batch(original):
             x = _Bound(original, self, args, kwargs).arguments.get("x")
             _session(uid, "train_on_batch").add(_first_leaf(x))
         except Exception as exc:
-            _state["calls"].append({"kind": "lineage_error", "question": _state["question"], "error": repr(exc)})
+            _lineage_error(exc)
         _state["depth"] += 1
         try:
             return original(self, *args, **kwargs)

@@ -283,14 +283,18 @@ def _digest(arr: np.ndarray) -> tuple:
     return arr.dtype.str, arr.shape, array_sha256(arr)
 
 
-def _test_set_in(space: InputSpace, mnist: Mnist) -> np.ndarray:
-    """The genuine test images in the student's input space (read-only: shared between questions)."""
+def _genuine_in(space: InputSpace, mnist: Mnist, kind: str, images: np.ndarray) -> np.ndarray:
+    """Genuine images in the student's input space, kept per ``kind`` (read-only: shared between questions)."""
     def mapped():
-        x = space.apply(mnist.x_test)
+        x = space.apply(images)
         x.flags.writeable = False
         return x
-    key = ("test set", _digest(np.asarray(space.scale)), _digest(np.asarray(space.offset)), space.shape, space.dtype)
+    key = (kind, _digest(np.asarray(space.scale)), _digest(np.asarray(space.offset)), space.shape, space.dtype)
     return _kept.get(mnist, key, mapped)
+
+
+def _test_set_in(space: InputSpace, mnist: Mnist) -> np.ndarray:
+    return _genuine_in(space, mnist, "test set", mnist.x_test)
 
 
 TRAIN_SAMPLE_STRIDE = 6     # every sixth genuine training image: 10,000, as many as the test images
@@ -298,13 +302,7 @@ TRAIN_SAMPLE_STRIDE = 6     # every sixth genuine training image: 10,000, as man
 
 def _train_sample_in(space: InputSpace, mnist: Mnist) -> np.ndarray:
     """A fixed sample of the genuine training images in the student's input space."""
-    def mapped():
-        x = space.apply(mnist.x_train[::TRAIN_SAMPLE_STRIDE])
-        x.flags.writeable = False
-        return x
-    key = ("train sample", _digest(np.asarray(space.scale)), _digest(np.asarray(space.offset)), space.shape,
-           space.dtype)
-    return _kept.get(mnist, key, mapped)
+    return _genuine_in(space, mnist, "train sample", mnist.x_train[::TRAIN_SAMPLE_STRIDE])
 
 
 def _probabilities(model, x: np.ndarray) -> np.ndarray:
