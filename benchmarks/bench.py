@@ -288,7 +288,7 @@ def record_memo() -> None:
 
     from autograder.core.config import load_config
     from autograder.core.mnist_data import ensure_mnist
-    from autograder.grading.memo import prefix_memo
+    from autograder.pipeline.memo import prefix_memo
 
     started = time.monotonic()
     config = load_config()

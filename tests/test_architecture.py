@@ -5,7 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from autograder.student.bundle import _module_imports, bundled_modules
+from autograder.core.modules import module_imports
+from autograder.student.bundle import PACKAGE_DIR, bundled_modules
 
 PACKAGE = Path(__file__).resolve().parent.parent / "autograder"
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
@@ -26,10 +27,12 @@ def test_verifier_bundle_follows_the_package_structure():
     # drives otter or prints with rich.
     assert {"runner.execute", "runner.launch", "runner.outputs"} <= set(modules)
     assert "runner.sandbox" not in modules and "runner.scoring" not in modules
-    assert not [m for m in modules if m.split(".")[0] in ("grading", "interop", "cli")]
+    # The grader's own stages, composed for the self-check; not grading's composition nor the memo recording.
+    assert "pipeline.stages" in modules and not {"pipeline.grade", "pipeline.memo"} & set(modules)
+    assert not [m for m in modules if m.split(".")[0] in ("distribution", "classwide", "interop", "cli")]
     assert "rubric.contamination" not in modules          # grading only, imported lazily there
     for i, name in enumerate(modules):                     # dependencies load first
-        assert all(modules.index(dep) < i for dep in _module_imports(name)), name
+        assert all(modules.index(dep) < i for dep in module_imports(PACKAGE_DIR, name)), name
 
 
 def test_no_function_is_longer_than_sixty_lines():
@@ -44,7 +47,13 @@ def test_no_function_is_longer_than_sixty_lines():
 def test_a_grading_process_reads_notebooks_without_compiling_jsonschemas_iri_grammars():
     """Each grading process imports nbformat; the optional IRI checker jsonschema would load with it
     compiles 38 lark grammars (about a second of CPU per process), for formats nothing here validates."""
-    proc = subprocess.run([sys.executable, "-c", "import sys, autograder.grading.grade, nbformat; "
+    proc = subprocess.run([sys.executable, "-c", "import sys, autograder.pipeline.grade, nbformat; "
                            "print(sorted(m for m in ('lark', 'rfc3987_syntax', 'nbformat') if sys.modules.get(m)))"],
                           capture_output=True, text=True, cwd=PACKAGE.parent)
     assert proc.stdout.split() == ["['nbformat']"], proc.stderr[-2000:]
+
+
+def test_no_module_is_longer_than_450_lines():
+    long = {str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py")
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > 450}
+    assert long == {}

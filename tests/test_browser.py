@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from autograder.cli.main import main
-from autograder.grading.class_report import INDEX
+from autograder.classwide.class_report import INDEX
 
 from .test_class_report import CLASS, write_submission
 

@@ -9,7 +9,8 @@ import pytest
 from autograder.cli.doctor import kernel_starts
 from autograder.core.mnist_data import ensure_mnist
 from autograder.runner.canary import SandboxError, canary, check_sandbox
-from autograder.runner.sandbox import FileView, Mechanism, SandboxLauncher, SandboxPolicy
+from autograder.runner.confinement import FileView
+from autograder.runner.sandbox import Mechanism, SandboxLauncher, SandboxPolicy
 from tests.conftest import CONFIG, ROOT
 
 CONFIG_PATH = ROOT / "grading.toml"

@@ -20,13 +20,12 @@ from bs4 import BeautifulSoup
 
 from autograder.cli.main import main
 from autograder.core.config import load_config
-from autograder.core.results import Status
-from autograder.grading import similarity
-from autograder.grading.class_report import INDEX, load_reports
-from autograder.grading.report import PLAN_KEY, build_results, executed_notebook, write_submission_reports
-from autograder.grading.roster import CANVAS, CANVAS_COLUMNS, MOODLE, RosterError, load_roster
+from autograder.core.results import CheckOutcome, GradeReport, QuestionMeasurement, Status
+from autograder.classwide import similarity
+from autograder.classwide.class_report import INDEX, load_reports
+from autograder.pipeline.report import PLAN_KEY, executed_notebook, write_submission_reports
+from autograder.classwide.roster import CANVAS, CANVAS_COLUMNS, MOODLE, RosterError, load_roster
 from autograder.notebook.mapping import map_cells, template_cells
-from autograder.runner.scoring import CheckOutcome
 
 from .conftest import CORPUS
 
@@ -164,8 +163,8 @@ def write_submission(out: Path, name: str, nb, *, status=Status.OK, failing=(), 
                      notes=(), restarts=0) -> None:
     """What grading writes for one submission: results.json, feedback.html, executed.ipynb (no kernel run)."""
     outcomes = {c.number: CheckOutcome(c.number, c.number not in failing, "à corriger") for c in CONFIG.checks}
-    report = build_results(CONFIG, name, status, outcomes, notes=list(notes))
-    report.measurements, report.duration_s, report.kernel_restarts = measurements or {}, 1.0, restarts
+    report = GradeReport.of(CONFIG, name, status, outcomes, notes=list(notes), duration_s=1.0, kernel_restarts=restarts,
+                            measurements={q: QuestionMeasurement.from_dict(m) for q, m in (measurements or {}).items()})
     executed = executed_notebook(nb, map_cells(nb, template_cells(TEMPLATE)), outputs={}, counts={}, limit=1000)
     write_submission_reports(out / name, CONFIG, report, executed)
 
@@ -403,16 +402,16 @@ def test_the_corpus_page_shows_the_figures_of_the_results(graded):
 
 
 def test_the_generalization_signal_and_unaccounted_weights_flag_for_review():
-    from autograder.core.results import GradeReport
-    from autograder.grading.class_report import flags_of
+    from autograder.classwide.class_report import flags_of
 
     config = replace(CONFIG, generalization=replace(CONFIG.generalization, review_below={"q4": 1.2}))
 
     def flags(**measured):
-        report = GradeReport("x", Status.OK, (), measurements={"q4": {"fits": [], **measured}})
+        report = GradeReport("x", Status.OK, (), measurements={"q4": QuestionMeasurement.from_dict(measured)})
         return {f.kind: f.text for f in flags_of(report, config)}
 
-    ratio = lambda r: {"test_loss": 0.12 * r, "train_loss": 0.12, "ratio": r}   # noqa: E731
+    ratio = lambda r: {"test_loss": 0.12 * r, "train_loss": 0.12, "test_accuracy": 0.97, "train_accuracy": 0.98,  # noqa: E731
+                       "ratio": r}
     assert flags(generalization=ratio(2.6)) == {}
     assert "perte moyenne 0.091 contre 0.120" in flags(generalization=ratio(0.76))["generalization"]
     # Already flagged for the test images it trained on: one reason is enough.

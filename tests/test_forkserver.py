@@ -17,7 +17,8 @@ from autograder.core.results import EventKind
 from autograder.notebook.plan import Step
 from autograder.runner.execute import execute
 from autograder.runner.forked import ForkedLauncher, ForkServerError, close_servers, fork_server, remove_orphan_slots
-from autograder.runner.sandbox import SandboxPolicy, submission_view
+from autograder.runner.confinement import submission_view
+from autograder.runner.sandbox import SandboxPolicy
 from tests.conftest import ROOT
 
 CONFIG = load_config()
@@ -150,7 +151,8 @@ OWNS_A_SERVER = """
 from autograder.core.config import load_config
 from autograder.core.mnist_data import ensure_mnist
 from autograder.runner.forked import fork_server
-from autograder.runner.sandbox import SandboxPolicy, submission_view
+from autograder.runner.confinement import submission_view
+from autograder.runner.sandbox import SandboxPolicy
 config = load_config()
 server = fork_server(SandboxPolicy.detect(config.limits), submission_view(config, (), writable=(),
                      mnist=ensure_mnist().resolve()), config.limits)

@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 
 from autograder.core.config import load_config
-from autograder.grading.intake import find_submissions
+from autograder.distribution.intake import find_submissions
 
 CONFIG = load_config()
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder.grading import intake
-from autograder.grading.intake import Found, find_submissions
+from autograder.distribution import intake
+from autograder.distribution.intake import Found, find_submissions
 
 
 def notebook(path: Path, text: str = "{}") -> Path:

@@ -18,7 +18,7 @@ import nbformat
 
 from autograder.core.config import load_config
 from autograder.core.mnist_data import ensure_mnist
-from autograder.grading.memo import prefix_memo
+from autograder.pipeline.memo import prefix_memo
 from autograder.notebook.memo import CellMemo, PrefixMemo, cell_key, instructor_prefix, with_memo
 from autograder.notebook.prepare import prepare
 from tests.conftest import ROOT
@@ -152,7 +152,7 @@ def test_the_templates_slow_cell_is_recorded_with_what_it_printed():
 
 
 def test_an_unreadable_recording_means_the_cells_run_as_written(tmp_path, monkeypatch):
-    import autograder.grading.memo as memo_module
+    import autograder.pipeline.memo as memo_module
 
     mnist = tmp_path / "mnist.npz"
     mnist.write_bytes(b"")
@@ -166,12 +166,13 @@ def test_an_unreadable_recording_means_the_cells_run_as_written(tmp_path, monkey
 
 
 def test_a_recording_kernel_that_never_starts_means_the_cells_run_as_written(tmp_path, monkeypatch):
-    import autograder.grading.memo as memo_module
+    import autograder.pipeline.memo as memo_module
+    import autograder.pipeline.stages as stages
 
     def no_kernel(*args, **kwargs):
         raise RuntimeError("Kernel died before replying to kernel_info")
 
-    monkeypatch.setattr(memo_module, "execute", no_kernel)
+    monkeypatch.setattr(stages, "execute", no_kernel)     # the recording's Execute stage
     monkeypatch.setattr(memo_module, "_loaded", {})
     logged = []
     assert prefix_memo(CONFIG, TEMPLATE, tmp_path / "mnist.npz", log=logged.append) is None
@@ -180,7 +181,7 @@ def test_a_recording_kernel_that_never_starts_means_the_cells_run_as_written(tmp
 
 
 def test_a_grader_that_may_not_write_beside_mnist_records_in_its_own_cache(tmp_path, monkeypatch):
-    import autograder.grading.memo as memo_module
+    import autograder.pipeline.memo as memo_module
 
     shared = tmp_path / "cache" / "memo" / "key"
     assert memo_module._directory(shared) == shared                  # root, or whoever owns the cache

@@ -3,9 +3,8 @@
 import html
 
 from autograder.core.config import load_config
-from autograder.core.results import Event, EventKind, GradeReport, Status
-from autograder.grading.report import build_results, render_feedback
-from autograder.runner.scoring import CheckOutcome
+from autograder.core.results import CheckOutcome, Event, EventKind, GradeReport, QuestionMeasurement, Status
+from autograder.pipeline.report import render_feedback
 
 CONFIG = load_config()
 
@@ -16,7 +15,7 @@ def outcomes(failing=()):
 
 
 def test_scores_come_from_the_checks_and_the_gradescope_dict_lists_every_one():
-    report = build_results(CONFIG, "élève", Status.OK, outcomes(failing=("q3.1",)), notes=["une remarque"])
+    report = GradeReport.of(CONFIG, "élève", Status.OK, outcomes(failing=("q3.1",)), notes=["une remarque"])
     assert report.score == 17 and report.question_scores()["q3"] == 2 and report.max_score == 20
     data = report.to_gradescope_dict()
     assert [t["number"] for t in data["tests"]] == [c.number for c in CONFIG.checks]
@@ -30,8 +29,8 @@ def test_scores_come_from_the_checks_and_the_gradescope_dict_lists_every_one():
 
 def test_a_report_read_back_for_resume_is_the_same_report():
     events = [Event(EventKind.TIMEOUT, "q1", "la question q1 a dépassé le temps imparti (90 s) et a été interrompue")]
-    report = build_results(CONFIG, "b", Status.TIMEOUT, outcomes(failing=("q1.1", "q1.4")), events=events)
-    report.measurements, report.duration_s, report.kernel_restarts = {"q1": {"accuracy": 0.9}}, 12.5, 1
+    report = GradeReport.of(CONFIG, "b", Status.TIMEOUT, outcomes(failing=("q1.1", "q1.4")), events=events,
+                            measurements={"q1": QuestionMeasurement(accuracy=0.9)}, duration_s=12.5, kernel_restarts=1)
     again = GradeReport.from_gradescope_dict(report.to_gradescope_dict(), CONFIG)
     assert again.to_gradescope_dict() == report.to_gradescope_dict()
     assert again.status is Status.TIMEOUT and again.events[0].kind is EventKind.TIMEOUT
@@ -39,7 +38,7 @@ def test_a_report_read_back_for_resume_is_the_same_report():
 
 
 def test_an_invalid_file_scores_zero_with_its_reason_on_every_check_and_the_page():
-    report = build_results(CONFIG, "vide", Status.INVALID_NOTEBOOK, None, failure="fichier invalide (vide)")
+    report = GradeReport.of(CONFIG, "vide", Status.INVALID_NOTEBOOK, failure="fichier invalide (vide)")
     data = report.to_gradescope_dict()
     assert data["score"] == 0 and data["output"] == "Copie non corrigée : fichier invalide (vide)."
     assert {t["output"] for t in data["tests"]} == {"Non évaluée : fichier invalide (vide)."}
@@ -49,7 +48,7 @@ def test_an_invalid_file_scores_zero_with_its_reason_on_every_check_and_the_page
 
 
 def test_feedback_page_is_per_question_in_french():
-    report = build_results(CONFIG, "c", Status.OK, outcomes(failing=("q4.1",)))
+    report = GradeReport.of(CONFIG, "c", Status.OK, outcomes(failing=("q4.1",)))
     page = html.unescape(render_feedback(CONFIG, report))
     assert "Question q4 — Réseau plus profond : 3.50 / 5.00" in page
     assert "à corriger q4.1" in page and "échouée" in page and "Note : 18.50 / 20.00" in page

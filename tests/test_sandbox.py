@@ -15,10 +15,11 @@ import psutil
 import pytest
 
 from autograder.core.config import Limits
-from autograder.runner import sandbox
-from autograder.runner.sandbox import (FileView, KernelUser, Mechanism, SandboxPolicy, Watchdog, bwrap_prefix,
-                                       SandboxLauncher, describe_isolation, kernel_interpreter, kernel_prefix,
-                                       namespaces_available)
+from autograder.runner import confinement, sandbox
+from autograder.runner import watchdog as watching
+from autograder.runner.confinement import FileView, KernelUser, bwrap_prefix, kernel_prefix, namespaces_available
+from autograder.runner.sandbox import Mechanism, SandboxLauncher, SandboxPolicy, describe_isolation, kernel_interpreter
+from autograder.runner.watchdog import Watchdog
 
 
 def test_watchdog_stops_and_joins_when_nothing_breaches():
@@ -32,6 +33,13 @@ def test_watchdog_stops_and_joins_when_nothing_breaches():
         assert proc.poll() is None          # a quiet kernel is left alone
     finally:
         proc.kill()
+
+
+def patch_all(monkeypatch, name: str, value) -> None:
+    """Replace ``name`` where the sandbox's modules look it up (the policy, the confinement, the watchdog)."""
+    for module in (sandbox, confinement, watching):
+        if hasattr(module, name) or name == "open":
+            monkeypatch.setattr(module, name, value, raising=False)
 
 
 def test_watchdog_kills_a_tree_over_the_process_limit():
@@ -74,13 +82,13 @@ def unreadable_children_files(path, *args, **kwargs):
 @pytest.mark.parametrize("children_files", ["readable", "unreadable"])
 def test_watchdog_sees_the_children_of_every_thread_and_their_children(children_files, monkeypatch):
     if children_files == "unreadable":      # a kernel without CONFIG_PROC_CHILDREN: psutil's way
-        monkeypatch.setattr(sandbox, "open", unreadable_children_files, raising=False)
+        patch_all(monkeypatch, "open", unreadable_children_files)
     proc = subprocess.Popen([sys.executable, "-c", THREAD_FORKS], stdout=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
         assert proc.stdout.readline() == "ready\n"
         root = psutil.Process(proc.pid)
-        listed = sorted(p.pid for p in sandbox.descendants(root))
+        listed = sorted(p.pid for p in watching.descendants(root))
         assert listed == sorted(p.pid for p in root.children(recursive=True)) and len(listed) == 3
         watchdog = Watchdog(proc.pid, replace(Limits(), max_processes=3))       # the tree has 4
         watchdog.start()
@@ -105,9 +113,9 @@ class Host:
         self.tools = {"unshare": UNSHARE, "prlimit": PRLIMIT, "setpriv": setpriv, "bwrap": BWRAP}
         self.namespaces = {"--net", "--mount"}
         self.features = set(ALL_FEATURES)     # the options this bubblewrap knows
-        monkeypatch.setattr(sandbox, "shutil", SimpleNamespace(which=self.tools.get))
-        monkeypatch.setattr(sandbox, "namespaces_available", lambda *flags: set(flags) <= self.namespaces)
-        monkeypatch.setattr(sandbox, "bwrap_features", lambda: frozenset(self.features))
+        patch_all(monkeypatch, "shutil", SimpleNamespace(which=self.tools.get))
+        patch_all(monkeypatch, "namespaces_available", lambda *flags: set(flags) <= self.namespaces)
+        patch_all(monkeypatch, "bwrap_features", lambda: frozenset(self.features))
 
 
 @pytest.fixture
@@ -160,7 +168,7 @@ def test_network_namespace_only_when_asked_and_available(host, isolate, availabl
         host.namespaces.discard("--net")
     limits = replace(Limits(), isolate_network=isolate)
     assert kernel_prefix(limits) == words + limit_words(limits)
-    assert sandbox.network_isolation() is available
+    assert confinement.network_isolation() is available
 
 
 def test_no_mount_namespace_without_something_to_hide(host, tmp_path):
@@ -220,7 +228,7 @@ def test_kernel_user_hides_home_keeps_the_interpreter_chowns_its_dirs_and_drops_
     home = tmp_path.resolve() / "home"
     (home / "python").mkdir(parents=True)
     monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setattr(sandbox, "sys_base", lambda: str(home / "python"))
+    patch_all(monkeypatch, "sys_base", lambda: str(home / "python"))
     p = tree(tmp_path)
     limits = replace(Limits(), max_processes=5)
     prefix = kernel_prefix(limits, FileView((p["hide"],), (p["ro_dir"],), (p["rw"],)), KernelUser(2_000_123, 2_000_124))
@@ -268,7 +276,7 @@ def test_odd_paths_reach_mount_mkdir_chown_and_setpriv_intact(monkeypatch, tmp_p
     home, py = base / "ho me'", base / "ho me'" / "py thon"
     py.mkdir(parents=True)
     monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setattr(sandbox, "sys_base", lambda: str(py))
+    patch_all(monkeypatch, "sys_base", lambda: str(py))
     view = FileView(hide=(p["hide"],), read_only=(p["ro_dir"], p["ro_file"]), writable=(p["rw"],))
     script = kernel_prefix(no_net(), view, KernelUser(7, 8))[5]
     assert subprocess.run(["bash", "-n", "-c", script], capture_output=True).returncode == 0
@@ -301,8 +309,8 @@ def test_usable_keeps_existing_real_paths_and_drops_hides_that_would_break_the_k
     for d in ("a/inner", "b", "stage/mnt", "py/lib", "ro"):
         (t / d).mkdir(parents=True)
     (t / "link").symlink_to(t / "b")
-    monkeypatch.setattr(sandbox, "STAGING", str(t / "stage" / "mnt"))
-    monkeypatch.setattr(sandbox, "sys_base", lambda: str(t / "py" / "lib"))
+    patch_all(monkeypatch, "STAGING", str(t / "stage" / "mnt"))
+    patch_all(monkeypatch, "sys_base", lambda: str(t / "py" / "lib"))
     hide = ("/", str(t / "a"), str(t / "a" / "inner"), str(t / "link"), str(t / "b"), str(t / "stage"),
             str(t / "py"), str(t / "missing"))
     view = FileView(hide, read_only=(str(t / "ro"), str(t / "nope")), writable=(str(t / "link"), str(t / "gone")))
@@ -314,7 +322,7 @@ def test_usable_keeps_existing_real_paths_and_drops_hides_that_would_break_the_k
 @pytest.mark.parametrize("mechanism", list(Mechanism))
 def test_a_uid_of_its_own_only_as_root_when_files_are_hidden(mechanism):
     """Root mechanisms give the kernel base + grader pid (gid alike), unless kernel_user or isolate_filesystem is off."""
-    me = sandbox.KERNEL_UID_BASE + os.getpid()
+    me = confinement.KERNEL_UID_BASE + os.getpid()
     own = mechanism in (Mechanism.BWRAP_ROOT, Mechanism.UNSHARE_ROOT)
     assert SandboxPolicy(Limits(), mechanism).user == (KernelUser(me, me) if own else None)
     assert SandboxPolicy(replace(Limits(), kernel_user=False), mechanism).user is None
@@ -331,8 +339,8 @@ def probe(monkeypatch):
         calls.append((argv, kwargs))
         return state.result()
 
-    monkeypatch.setattr(sandbox, "shutil", SimpleNamespace(which=lambda name: state.unshare))
-    monkeypatch.setattr(sandbox, "subprocess", SimpleNamespace(run=run, TimeoutExpired=subprocess.TimeoutExpired))
+    patch_all(monkeypatch, "shutil", SimpleNamespace(which=lambda name: state.unshare))
+    patch_all(monkeypatch, "subprocess", SimpleNamespace(run=run, TimeoutExpired=subprocess.TimeoutExpired))
     namespaces_available.cache_clear()
     yield state
     namespaces_available.cache_clear()
@@ -428,8 +436,8 @@ def test_the_policy_view_also_hides_home_and_var_tmp_and_keeps_the_interpreter(h
     t = tmp_path.resolve()
     for d in ("home/py", "project/venv"):
         (t / d).mkdir(parents=True)
-    monkeypatch.setattr(sandbox, "home_dirs", lambda: (str(t / "home"),))
-    monkeypatch.setattr(sandbox, "sys_base", lambda: str(t / "home" / "py"))
+    patch_all(monkeypatch, "home_dirs", lambda: (str(t / "home"),))
+    patch_all(monkeypatch, "sys_base", lambda: str(t / "home" / "py"))
     view = FileView((str(t / "project"),), (str(t / "project" / "venv"),), ())
     kernel = SandboxPolicy(Limits(), Mechanism.BWRAP_USERNS).kernel_view(view)
     assert kernel.hide[0] == str(t / "project") and str(t / "home") in kernel.hide

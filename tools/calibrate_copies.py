@@ -21,7 +21,7 @@ import nbformat  # noqa: E402
 
 
 def population(config):
-    from autograder.grading.similarity import reference_hashes, student_code
+    from autograder.classwide.similarity import reference_hashes, student_code
     from tests import test_class_report as klass
     from tests.conftest import CORPUS
 
@@ -38,7 +38,7 @@ def population(config):
 
 def main() -> int:
     from autograder.core.config import load_config
-    from autograder.grading import similarity
+    from autograder.classwide import similarity
 
     config = load_config()
     settings = config.class_report.copies

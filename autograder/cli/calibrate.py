@@ -19,7 +19,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from ..core.config import DEFAULT_CONFIG, LimitOverrides, load_config
-from ..grading.grade import Job, grade_submission
+from ..pipeline.grade import Job, grade_submission
 from ..core.mnist_data import ensure_mnist
 
 
@@ -41,8 +41,8 @@ def main(argv=None) -> int:
     per_question: dict[str, list[float]] = {q: [] for q in config.question_ids}
     for r in reports:
         for q, m in r.measurements.items():
-            if m.get("accuracy") is not None:
-                per_question[q].append(m["accuracy"])
+            if m.accuracy is not None:
+                per_question[q].append(m.accuracy)
     summary = {}
     for q, values in per_question.items():
         if not values:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..core.config import Config
 from ..core.results import Status
-from ..grading.grade import Job, grade_submission
+from ..pipeline.grade import Job, grade_submission
 from ..core.mnist_data import ensure_mnist
 from ..student.selfcheck import failure_events, invalid_lines, report_lines
 
@@ -26,6 +26,6 @@ def self_check(config: Config, config_path: Path, notebook: Path) -> list[str]:
     name = Path(notebook).name
     if report.status == Status.INVALID_NOTEBOOK:
         return invalid_lines(name, report.output)
-    outcomes = {c.number: (c.passed, c.message) for c in report.checks}
+    outcomes = {c.number: c.outcome for c in report.checks}
     return report_lines(name, public.questions, outcomes, events=failure_events(report.events),
                         notes=list(report.notes))

@@ -8,12 +8,12 @@ from rich.console import Console
 from rich.table import Table
 
 from ..core.config import Config
-from ..grading.grade import grade_batch
+from ..distribution.batch import grade_batch
 from ..core.mnist_data import ensure_mnist
 from ..interop.release import release
 from ..runner.canary import SandboxError
 from .console import RichProgress, print_sandbox, summary_table
-from .reporting import write_class_report
+from .reporting import say_class_report
 
 EXAMPLES = Path("assignments") / "keras_mnist" / "examples"
 
@@ -26,13 +26,14 @@ def run_demo(config: Config, out: Path, workers: int) -> int:
     console.print(f"3. Grading {examples} into {out}/ with {workers} worker(s)")
     progress = RichProgress()
     try:
-        reports = grade_batch([examples], out, config_path=config.root / "grading.toml", workers=workers,
-                              progress=progress)
+        graded = grade_batch([examples], out, config_path=config.root / "grading.toml", workers=workers,
+                             progress=progress)
     except SandboxError as exc:      # found by the canary: nothing graded, nothing written
         console.print(f"error: {exc}", style="red", markup=False, soft_wrap=True)
         return 2
     finally:
         progress.stop()
+    reports = graded.reports
     console.print(summary_table(config, reports))
     print_sandbox(reports)
     table = Table(title="Test accuracy measured by the grader (genuine 10,000 test images)")
@@ -40,11 +41,10 @@ def run_demo(config: Config, out: Path, workers: int) -> int:
     for q in config.question_ids:
         table.add_column(q, justify="right")
     for r in reports:
-        measured = r.measurements
-        table.add_row(r.submission, *(
-            f"{measured[q]['accuracy']:.4f}" if measured.get(q, {}).get("accuracy") is not None else "—"
-            for q in config.question_ids))
+        accuracy = {q: m.accuracy for q, m in r.measurements.items()}
+        table.add_row(r.submission, *(f"{accuracy[q]:.4f}" if accuracy.get(q) is not None else "—"
+                                      for q in config.question_ids))
     console.print(table)
     console.print(f"Reports: {out}/grades.csv, {out}/summary.json, {out}/<id>/results.json, feedback.html, executed.ipynb")
-    write_class_report(out, config)
+    say_class_report(out, graded.outputs)
     return 0

@@ -10,12 +10,12 @@ from rich.console import Console
 
 from ..core.config import DEFAULT_CONFIG, LimitOverrides, load_config
 from .console import RichProgress, console, print_sandbox, summary_table
-from .reporting import read_roster, write_class_report
+from .reporting import read_roster, say_class_report, write_class_report
 
 
 def cmd_grade(args) -> int:
-    from ..grading.cluster import ClusterError
-    from ..grading.grade import grade_batch
+    from ..distribution.batch import grade_batch
+    from ..distribution.cluster import ClusterError
     from ..core.mnist_data import MnistError
     from ..runner.canary import SandboxError
 
@@ -29,11 +29,10 @@ def cmd_grade(args) -> int:
         return 2
     progress = RichProgress()
     try:
-        reports = grade_batch([Path(p) for p in args.paths], Path(args.out), config_path=args.config,
-                              workers=args.workers, resume=args.resume,
-                              overrides=limit_overrides(args),
-                              accelerate=args.accelerate, progress=progress, scheduler=args.scheduler,
-                              log=lambda line: console.print(line, style="red", markup=False, soft_wrap=True))
+        graded = grade_batch([Path(p) for p in args.paths], Path(args.out), config_path=args.config,
+                             workers=args.workers, resume=args.resume, overrides=limit_overrides(args),
+                             accelerate=args.accelerate, progress=progress, scheduler=args.scheduler, roster=roster,
+                             log=lambda line: console.print(line, style="red", markup=False, soft_wrap=True))
     except (MnistError, ClusterError) as exc:
         console.print(f"error: {exc}", style="red", markup=False, soft_wrap=True)
         return 2
@@ -43,12 +42,12 @@ def cmd_grade(args) -> int:
     finally:
         if progress.task is not None:
             progress.stop()
-    if not reports:
+    if not graded.reports:
         console.print("[yellow]no notebook found in the given paths[/yellow]")
-    Console().print(summary_table(config, reports))
-    print_sandbox(reports)
+    Console().print(summary_table(config, graded.reports))
+    print_sandbox(graded.reports)
     console.print(f"Reports written to {args.out}/ (grades.csv, summary.json, <id>/results.json, feedback.html)")
-    write_class_report(Path(args.out), config, roster)
+    say_class_report(Path(args.out), graded.outputs)
     return 0
 
 

@@ -10,7 +10,7 @@ from .console import console
 
 def read_roster(path: str | None):
     """The roster's students, None without one, False (said) when it cannot be used."""
-    from ..grading.roster import RosterError, load_roster
+    from ..classwide.roster import RosterError, load_roster
 
     if path is None:
         return None
@@ -22,11 +22,17 @@ def read_roster(path: str | None):
 
 
 def write_class_report(out: Path, config: Config, roster=None):
-    """Write index.html and the LMS files of ``out``, and say what needs a look."""
-    from ..grading.class_report import INDEX, write_class_report as write
-    from ..grading.roster import CANVAS, MOODLE
+    """Write index.html and the LMS files of ``out`` (`autograder report`), and say what needs a look."""
+    from ..classwide.class_report import write_class_report as write
 
-    data = write(out, config, roster)
+    return say_class_report(out, write(out, config, roster))
+
+
+def say_class_report(out: Path, data):
+    """Where the class report and the LMS files are, and what needs a look."""
+    from ..classwide.class_report import INDEX
+    from ..classwide.roster import CANVAS, MOODLE
+
     console.print(f"Class report: {out / INDEX} ({len(data.to_examine) + len(data.missing)} to examine, "
                   f"{len(data.pairs)} suspected cop{'y' if len(data.pairs) == 1 else 'ies'}); "
                   f"LMS: {out / MOODLE}, {out / CANVAS}")

@@ -1,17 +1,18 @@
-"""Typed results of grading, passed between stages; the Gradescope dict is made only when writing.
+"""Typed results of grading, passed between stages; JSON is made only at the edges.
 
-Like otter's ``GradingResults``: a ``GradeReport`` holds per-question, per-check results and
-turns into Gradescope's ``results.json`` format in ``to_gradescope_dict`` (and back, for
-``--resume``).
+One outcome type, ``CheckOutcome``, goes from the scoring process (or the self-check) to every
+report; a ``CheckResult`` is the rubric's line beside its outcome.  Like otter's ``GradingResults``,
+a ``GradeReport`` is built once (``GradeReport.of``), frozen, and turns into Gradescope's
+``results.json`` format in ``to_gradescope_dict`` (and back, for ``--resume`` and the class report).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 
 from . import messages
-from .config import Config
+from .config import Check, Config
 
 
 class Status(StrEnum):
@@ -39,13 +40,37 @@ class Event:
 
 
 @dataclass(frozen=True)
-class CheckResult:
+class CheckOutcome:
+    """What running one rubric check gave, wherever it ran."""
     number: str                # "q2.1"
-    description: str           # French, from grading.toml
-    max_score: float
     passed: bool
-    message: str               # French: "Réussie." or what to fix
-    visible: bool = True       # hidden checks are shown after grades are published
+    message: str = ""          # French: what to fix ("" when passed)
+    internal: str = ""         # English: the grader's own failure, for the instructor's log
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> CheckOutcome:
+        return cls(data["number"], bool(data["passed"]), data.get("message", ""), data.get("internal", ""))
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """A rubric check of grading.toml and its outcome."""
+    check: Check
+    outcome: CheckOutcome
+
+    number = property(lambda self: self.check.number)
+    description = property(lambda self: self.check.description)     # French, from grading.toml
+    max_score = property(lambda self: self.check.points)
+    visible = property(lambda self: self.check.visibility == "visible")   # hidden: shown once grades are out
+    passed = property(lambda self: self.outcome.passed)
+
+    @property
+    def message(self) -> str:
+        """French: "Réussie." or what to fix."""
+        return messages.PASSED if self.passed else self.outcome.message
 
     @property
     def score(self) -> float:
@@ -67,7 +92,66 @@ class QuestionResult:
         return sum(c.max_score for c in self.checks)
 
 
-@dataclass
+# --- What the scoring process measured (results.json's extra_data.measurements) -----------------
+
+@dataclass(frozen=True)
+class FitMeasurement:
+    """One recorded training of the question's model, as the scoring process read it."""
+    question: str | None = None
+    batch_size: int | None = None
+    epochs: int | None = None
+    via: str | None = None
+    samples: int | None = None
+    test_rows: int | None = None     # rows of the training data that are test images
+    unreadable: str | None = None    # French: why the training data could not be examined
+
+
+@dataclass(frozen=True)
+class GeneralizationMeasurement:
+    test_loss: float
+    train_loss: float
+    test_accuracy: float
+    train_accuracy: float
+    ratio: float                     # test loss / training loss, rounded
+
+
+@dataclass(frozen=True)
+class QuestionMeasurement:
+    accuracy: float | None = None    # on the genuine 10,000 test images
+    test_inputs: str | None = None   # "genuine", "not_genuine" or None when the model never predicted them
+    note: str | None = None          # French: why there is no accuracy
+    fits: tuple[FitMeasurement, ...] = ()
+    unaccounted: tuple[str, ...] = ()    # French: weight changes no recorded training explains
+    model_refused: str | None = None     # French: why the model was not loaded
+    generalization: GeneralizationMeasurement | None = None
+
+    @property
+    def test_rows(self) -> int:
+        return max((f.test_rows or 0 for f in self.fits), default=0)
+
+    @property
+    def unreadable(self) -> list[str]:
+        return sorted({f.unreadable for f in self.fits if f.unreadable})
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["fits"], data["unaccounted"] = [asdict(f) for f in self.fits], list(self.unaccounted)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> QuestionMeasurement:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        fit_fields = {f.name for f in fields(FitMeasurement)}
+        values["fits"] = tuple(FitMeasurement(**{k: v for k, v in f.items() if k in fit_fields})
+                               for f in data.get("fits", ()))
+        values["unaccounted"] = tuple(data.get("unaccounted") or ())
+        general = data.get("generalization")
+        values["generalization"] = GeneralizationMeasurement(**general) if general else None
+        return cls(**values)
+
+
+@dataclass(frozen=True)
 class GradeReport:
     submission: str
     status: Status
@@ -75,10 +159,21 @@ class GradeReport:
     events: tuple[Event, ...] = ()
     notes: tuple[str, ...] = ()
     failure: str | None = None         # French: why the submission was not graded at all
-    measurements: dict = field(default_factory=dict)   # per question: what the grader measured
+    measurements: dict[str, QuestionMeasurement] = field(default_factory=dict)
     duration_s: float | None = None
     kernel_restarts: int = 0
     sandbox: dict | None = None        # how the kernel was isolated (runner.sandbox.SandboxPolicy.isolation)
+
+    @classmethod
+    def of(cls, config: Config, submission: str, status: Status, outcomes: dict[str, CheckOutcome] | None = None, *,
+           failure: str | None = None, events=(), notes=(), **run) -> GradeReport:
+        """The report, once: every rubric check appears, with score 0 where it could not run, so totals
+        compare; ``run`` holds what execution and scoring measured (measurements, duration_s, ...)."""
+        outcomes = outcomes or {}
+        questions = tuple(QuestionResult(q.id, q.title, tuple(
+            CheckResult(c, outcomes.get(c.number) or CheckOutcome(c.number, False, messages.not_graded(failure)))
+            for c in q.checks)) for q in config.questions)
+        return cls(submission, Status(status), questions, tuple(events), tuple(notes), failure, **run)
 
     @property
     def checks(self) -> tuple[CheckResult, ...]:
@@ -119,8 +214,8 @@ class GradeReport:
             } for c in self.checks],
         }
         if self.duration_s is not None:
-            results["extra_data"] = {"measurements": self.measurements, "duration_s": self.duration_s,
-                                     "kernel_restarts": self.kernel_restarts}
+            results["extra_data"] = {"measurements": {q: m.to_dict() for q, m in self.measurements.items()},
+                                     "duration_s": self.duration_s, "kernel_restarts": self.kernel_restarts}
             if self.sandbox is not None:
                 results["extra_data"]["sandbox"] = self.sandbox
         return results
@@ -128,14 +223,21 @@ class GradeReport:
     @classmethod
     def from_gradescope_dict(cls, data: dict, config: Config) -> GradeReport:
         """A report written earlier (``--resume``), read back against the rubric it was graded with."""
-        tests = {t["number"]: t for t in data.get("tests", [])}
-        questions = tuple(QuestionResult(q.id, q.title, tuple(
-            CheckResult(c.number, c.description, c.points, tests.get(c.number, {}).get("status") == "passed",
-                        tests.get(c.number, {}).get("output", messages.not_graded(None)), c.visibility == "visible")
-            for c in q.checks)) for q in config.questions)
+        outcomes = {t["number"]: CheckOutcome(t["number"], t.get("status") == "passed", t.get("output", ""))
+                    for t in data.get("tests", []) if "number" in t}
         extra = data.get("extra_data") or {}
-        return cls(data.get("submission", ""), Status(data.get("status", "ok")), questions,
-                   tuple(Event(EventKind(e["kind"]), e.get("question"), e["message"]) for e in data.get("events", [])),
-                   tuple(data.get("notes", [])), measurements=extra.get("measurements", {}),
-                   duration_s=extra.get("duration_s"), kernel_restarts=extra.get("kernel_restarts", 0),
-                   sandbox=extra.get("sandbox"))
+        return cls.of(config, data.get("submission", ""), Status(data.get("status", "ok")), outcomes,
+                      events=(Event(EventKind(e["kind"]), e.get("question"), e["message"])
+                              for e in data.get("events", [])),
+                      notes=data.get("notes", []),
+                      measurements={q: QuestionMeasurement.from_dict(m)
+                                    for q, m in extra.get("measurements", {}).items()},
+                      duration_s=extra.get("duration_s"), kernel_restarts=extra.get("kernel_restarts", 0),
+                      sandbox=extra.get("sandbox"))
+
+
+@dataclass(frozen=True)
+class Scores:
+    """What scoring gave: each check's outcome, and per question what was measured."""
+    outcomes: dict[str, CheckOutcome]
+    measurements: dict[str, QuestionMeasurement]

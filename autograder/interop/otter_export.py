@@ -4,7 +4,7 @@ The zip holds one exception-based test file per question (each test case calls t
 rubric's own check function with grading.toml's points and params), the grading plugin's
 configuration (the released student notebook, never the master), the pinned requirements,
 this package as a wheel, the verified MNIST copy so grading needs no download, and the
-recording of the instructor's slow cells (grading/memo.py), replayed where otter grades in
+recording of the instructor's slow cells (pipeline/memo.py), replayed where otter grades in
 the environment it was recorded in.
 `otter run -a autograder.zip NOTEBOOK` runs it without Docker, in this venv; `otter grade`
 and Gradescope run the same zip in their containers.
@@ -36,7 +36,7 @@ from ..core.codegen import python_template
 from ..core.config import PROJECT_ROOT, Config
 from ..core.mnist_data import CACHE_FILE, ensure_mnist, from_cache
 from ..core.versions import supported_versions
-from ..grading.memo import prefix_memo
+from ..pipeline.memo import prefix_memo
 from ..notebook.memo import memo_key
 from .otter_plugin import MEMO_FOLDER, PLUGIN_NAME
 

@@ -3,7 +3,7 @@
 Two halves, both shipped in the zip that ``autograder export otter`` builds:
 
 - ``AutograderPlugin`` runs in otter's process.  Before execution it rebuilds the
-  submission exactly as ``autograder grade`` plans it (map cells → instrument): the
+  submission with the stages ``autograder grade`` plans it with (Prepare → Replay): the
   hidden preamble (offline MNIST, seeds, call recording), ``begin``/``capture`` around
   each question, and otter's check of a question right after its capture, since later
   questions reassign ``model``; the instructor's slow cells replayed from the zip's
@@ -31,9 +31,10 @@ from ..rubric import checks
 from ..rubric.artifacts import load_question
 from ..core.environment import kernel_env
 from ..core.mnist_data import CACHE_FILE, MnistError, ensure_mnist, from_cache
-from ..notebook.memo import PrefixMemo, memo_key, read_memo, with_memo
+from ..notebook.memo import PrefixMemo, memo_key, read_memo
 from ..notebook.plan import preamble_source, RUNTIME_MODULE
-from ..notebook.prepare import not_run_reasons, prepare
+from ..notebook.prepare import not_run_reasons
+from ..pipeline.stages import Pipeline, Prepare, Replay, Work
 
 PLUGIN_NAME = f"{__name__}.AutograderPlugin"
 MEMO_FOLDER = "autograder_memo"     # in the zip's files/, copied by otter beside the submission
@@ -66,15 +67,15 @@ def instrumented_notebook(submission: nbformat.NotebookNode, template: nbformat.
                           placeholder: str, mnist: Path, capture_dir: Path, seed: int, threads: int,
                           memo: PrefixMemo | None = None):
     """The notebook otter executes: our plan's steps as cells, otter's checks after each capture."""
-    prepared = prepare(submission, template, lambda cell_map: preamble_source(
-        mnist, capture_dir, seed, threads, failed=unrunnable_questions(cell_map, questions, placeholder)))
-    steps = prepared.steps
+    replay = capture_dir.parent / "replay"
     if memo is not None:
-        replay = capture_dir.parent / "replay"
         replay.mkdir(exist_ok=True)
-        steps = with_memo(steps, memo, replay)
+    planning = Pipeline(
+        Prepare(template, lambda cell_map: preamble_source(
+            mnist, capture_dir, seed, threads, failed=unrunnable_questions(cell_map, questions, placeholder))),
+        memo and Replay(memo, replay))
     cells = []
-    for step in steps:
+    for step in planning(Work(submission, capture_dir)).steps:
         cell = nbformat.v4.new_code_cell(step.source)
         if step.kind == "capture":
             cell.metadata[OTTER_METADATA] = {"tests": [step.question]}

@@ -8,6 +8,8 @@ all call these same functions.
 from __future__ import annotations
 
 from ..core import messages
+from ..core.config import Check
+from ..core.results import CheckOutcome
 from .artifacts import FitCall, ModelInfo, QuestionArtifacts
 
 TRAIN_SIZE = 60000
@@ -165,6 +167,23 @@ def failure_message(exc: BaseException) -> str:
     if isinstance(exc, AssertionError):
         return str(exc.args[0]) if exc.args else "Vérification échouée."
     return "Erreur interne du correcteur pendant cette vérification."
+
+
+def outcome(number: str, exc: BaseException | None) -> CheckOutcome:
+    """The outcome of check ``number`` that raised ``exc`` (None: passed), wherever it ran."""
+    if exc is None:
+        return CheckOutcome(number, True)
+    internal = "" if isinstance(exc, AssertionError) else f"{type(exc).__name__}: {exc}"
+    return CheckOutcome(number, False, failure_message(exc), internal)
+
+
+def evaluate(art: QuestionArtifacts, check: Check) -> CheckOutcome:
+    """Run ``check`` here; a grader fault costs the check, never the run."""
+    try:
+        run_check(art, check.function, check.params)
+    except Exception as exc:  # noqa: BLE001 - told apart by outcome()
+        return outcome(check.number, exc)
+    return outcome(check.number, None)
 
 
 CHECKS = {f.__name__: f for f in (softmax_output, batchnorm_first, trained, trained_on_training_set,

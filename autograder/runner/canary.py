@@ -18,7 +18,8 @@ from ..core.config import Config
 from ..core.mnist_data import ensure_mnist
 from ..notebook.plan import Step
 from .execute import execute
-from .sandbox import FileView, SandboxLauncher, kernel_interpreter, run_probe, submission_view
+from .confinement import FileView, submission_view
+from .sandbox import SandboxLauncher, kernel_interpreter, run_probe
 
 STEP_TEXT = {
     "limits": "starting a command under prlimit",

@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 import nbformat
@@ -31,6 +32,13 @@ from .outputs import BoundedOutputClient
 
 TIMEOUT_ENAME = "AutograderCellTimeout"
 PROBE_TIMEOUT = 20
+
+
+class Ran(StrEnum):
+    """How running one step ended, for the runner: go on, replace the kernel, or stop (budget spent)."""
+    OK = "ok"
+    DEAD = "dead"
+    BUDGET = "budget"
 
 
 @dataclass
@@ -145,9 +153,9 @@ class Runner:
             if i in self.skipped:
                 continue
             outcome = self._run_step(client, i)
-            if outcome == "budget":
+            if outcome is Ran.BUDGET:
                 return None
-            if outcome == "dead":
+            if outcome is Ran.DEAD:
                 return self._after_failure(i)
         return None
 
@@ -162,21 +170,21 @@ class Runner:
                 if step.question in self.result.failed_questions:
                     continue
                 outcome = self._run_step(client, i, replay=True)
-                if outcome in ("dead", "budget"):
+                if outcome is not Ran.OK:
                     self.result.hidden_errors.append(f"replay stopped at step {i} ({outcome})")
                     self.skipped.add(i)
-                    return None if outcome == "budget" else self._after_failure(i)
+                    return None if outcome is Ran.BUDGET else self._after_failure(i)
         finally:
             self.nb.cells[:upto] = saved
         return None
 
     # --- one step ----------------------------------------------------------------------
-    def _run_step(self, client: NotebookClient, i: int, replay: bool = False) -> str:
+    def _run_step(self, client: NotebookClient, i: int, replay: bool = False) -> Ran:
         step = self.steps[i]
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
             self._budget_exhausted(i)
-            return "budget"
+            return Ran.BUDGET
         client.timeout = int(max(1, min(self.limits.cell_timeout, remaining)))
         self.last_reply = {}
         client.reset_outputs()
@@ -192,9 +200,9 @@ class Runner:
         if self.last_reply.get("ename") == TIMEOUT_ENAME:
             if time.monotonic() >= self.deadline:
                 self._budget_exhausted(i)
-                return "budget"
+                return Ran.BUDGET
             self._fail(i, EventKind.TIMEOUT, messages.cell_timeout(step.question, client.timeout), replay)
-            return "ok" if self._responsive(client) else "dead"
+            return Ran.OK if self._responsive(client) else Ran.DEAD
         error = self.last_reply.get("status") == "error"
         if step.hidden and error:
             self.result.hidden_errors.append(
@@ -207,7 +215,7 @@ class Runner:
                 evalue = str(self.last_reply.get("evalue", ""))[:300]
                 self.result.events.append(Event(EventKind.ERROR, step.question,
                                                 messages.cell_error(step.question, ename, evalue)))
-        return "ok"
+        return Ran.OK
 
     @staticmethod
     def _stage(step: Step, replay: bool) -> str:
@@ -237,10 +245,10 @@ class Runner:
             client.nb = self.nb
             client.timeout = saved_timeout
 
-    def _dead(self, i: int, why: str) -> str:
+    def _dead(self, i: int, why: str) -> Ran:
         step = self.steps[i]
         self._fail(i, EventKind.KERNEL_DIED, messages.kernel_died(step.question, why), False)
-        return "dead"
+        return Ran.DEAD
 
     def _fail(self, i: int, kind: EventKind, message: str, replay: bool) -> None:
         step = self.steps[i]

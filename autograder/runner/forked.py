@@ -34,7 +34,9 @@ from jupyter_client.provisioning import LocalProvisioner
 
 from ..core.config import Limits
 from ..core.environment import kernel_env
-from .sandbox import FileView, SandboxLauncher, SandboxPolicy, descendants, kernel_interpreter
+from .confinement import FileView
+from .sandbox import SandboxLauncher, SandboxPolicy, kernel_interpreter
+from .watchdog import descendants
 
 START_SECONDS = 120        # importing TensorFlow on a loaded machine
 EXIT_SECONDS = 120         # a killed namespace freeing a kernel's pages on a loaded machine

@@ -21,7 +21,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -30,18 +30,11 @@ from ..core import messages
 from ..core.config import Config
 from ..core.environment import scoring_env
 from ..core.files import write_atomic
-from ..rubric.checks import failure_message
+from ..core.results import CheckOutcome, QuestionMeasurement, Scores
+from ..rubric import checks
 
 PR_SET_PDEATHSIG = 1
 SUITE = Path(__file__).resolve().parents[1] / "rubric" / "hidden_tests"
-
-
-@dataclass(frozen=True)
-class CheckOutcome:
-    number: str
-    passed: bool
-    message: str         # French, for the student
-    internal: str = ""   # English detail when the grader itself failed
 
 
 class ResultsPlugin:
@@ -49,7 +42,7 @@ class ResultsPlugin:
 
     def __init__(self, path: Path):
         self.path = path
-        self.outcomes: dict[str, dict] = {}
+        self.outcomes: dict[str, CheckOutcome] = {}
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item, call):
@@ -57,22 +50,12 @@ class ResultsPlugin:
         report = outcome.get_result()
         if report.when == "call" or (report.when == "setup" and report.failed):
             number = item.callspec.id if hasattr(item, "callspec") else item.name
-            entry = {"passed": report.passed, "message": "", "internal": ""}
-            if call.excinfo is not None:
-                exc = call.excinfo.value
-                entry["message"] = failure_message(exc)
-                if not isinstance(exc, AssertionError):
-                    entry["internal"] = f"{type(exc).__name__}: {exc}"
-            self.outcomes[number] = entry
+            exc = None if report.passed else call.excinfo.value if call.excinfo is not None else AssertionError()
+            self.outcomes[number] = checks.outcome(number, exc)
 
     def pytest_sessionfinish(self, session):
-        write_atomic(self.path, json.dumps(self.outcomes, ensure_ascii=False, indent=1))
-
-
-@dataclass
-class Scores:
-    outcomes: dict[str, CheckOutcome]
-    measurements: dict          # per question: accuracy measured by the grader, inputs, fits
+        write_atomic(self.path, json.dumps({n: o.to_dict() for n, o in self.outcomes.items()}, ensure_ascii=False,
+                                           indent=1))
 
 
 def score(config: Config, capture_dir: Path, failed: dict[str, str], workdir: Path, *,
@@ -94,17 +77,11 @@ def score(config: Config, capture_dir: Path, failed: dict[str, str], workdir: Pa
         (workdir / "scoring.log").write_text(proc.stdout[-20000:] + proc.stderr[-20000:])
         returncode = proc.returncode
     raw = json.loads(results.read_text(encoding="utf-8")) if results.exists() else {}
-    out = {}
-    for check in config.checks:
-        entry = raw.get(check.number)
-        if entry is None:
-            out[check.number] = CheckOutcome(check.number, False, messages.CHECK_NOT_RUN,
-                                             f"scoring exited {returncode}; see scoring.log")
-        else:
-            out[check.number] = CheckOutcome(check.number, bool(entry["passed"]), entry["message"],
-                                             entry.get("internal", ""))
+    lost = CheckOutcome("", False, messages.CHECK_NOT_RUN, f"scoring exited {returncode}; see scoring.log")
+    out = {c.number: CheckOutcome.from_dict(raw[c.number]) if c.number in raw else replace(lost, number=c.number)
+           for c in config.checks}
     measured = json.loads(measurements.read_text()) if measurements.exists() else {}
-    return Scores(out, measured)
+    return Scores(out, {q: QuestionMeasurement.from_dict(m) for q, m in measured.items()})
 
 
 class ScoringServer:

@@ -1,8 +1,8 @@
 """The student's public check, standalone: what `verifier.py` (written by release) runs.
 
-It plans the notebook like the grader (same mapping, preamble, recorder and capture),
-runs it in a plain Jupyter kernel, and calls the rubric's public check functions on the
-captured artifacts.  It imports only modules that release bundles into the script, so
+It composes the grader's own stages (pipeline/stages.py: same mapping, preamble, recorder
+and capture), runs the notebook in a plain Jupyter kernel, and calls the rubric's public
+check functions on the captured artifacts, here.  It imports only modules that release bundles into the script, so
 a student needs neither this repository nor the grader's sandbox.  The report's wording
 is shared with `autograder check`.
 """
@@ -18,14 +18,11 @@ import nbformat
 from ..core.config import Check, Limits, Question
 from ..core.environment import SILENT
 from ..core import messages
-from ..core.mnist_data import ensure_mnist, load_mnist
-from ..core.results import EventKind
+from ..core.mnist_data import ensure_mnist
+from ..core.results import CheckOutcome, EventKind
 from ..notebook.load import InvalidNotebook, read_notebook
 from ..notebook.plan import preamble_source
-from ..notebook.prepare import not_run_reasons, prepare
-from ..rubric.artifacts import load_question
-from ..rubric.checks import failure_message, run_check
-from ..runner.execute import execute
+from ..pipeline.stages import Execute, NotRun, Pipeline, Prepare, ScoreHere, Work
 
 
 def _header(name: str) -> list[str]:
@@ -36,19 +33,19 @@ def invalid_lines(name: str, message: str) -> list[str]:
     return _header(name) + [message, "", messages.HIDDEN_NOTICE]
 
 
-def report_lines(name: str, questions, outcomes: dict[str, tuple[bool, str]], *, events: list[tuple[str, str]],
+def report_lines(name: str, questions, outcomes: dict[str, CheckOutcome], *, events: list[tuple[str, str]],
                  notes: list[str]) -> list[str]:
     """French report: per question, each public check passed or what to fix; then the hidden-tests notice."""
     lines = _header(name)
     for q in questions:
-        passed = sum(outcomes[c.number][0] for c in q.checks)
+        passed = sum(outcomes[c.number].passed for c in q.checks)
         lines.append(messages.selfcheck_question(q.id, q.title, passed, len(q.checks)))
         lines.extend(f"  ! {message}" for question, message in events if question == q.id)
         for c in q.checks:
-            ok, message = outcomes[c.number]
-            lines.append(messages.selfcheck_check(ok, c.number, c.description))
-            if not ok:
-                lines.append(messages.selfcheck_fix(message))
+            outcome = outcomes[c.number]
+            lines.append(messages.selfcheck_check(outcome.passed, c.number, c.description))
+            if not outcome.passed:
+                lines.append(messages.selfcheck_fix(outcome.message))
         lines.append("")
     lines.extend(messages.selfcheck_note(note) for note in notes)
     return lines + [messages.HIDDEN_NOTICE]
@@ -70,28 +67,19 @@ def check_notebook(path: Path, settings: dict) -> list[str]:
     except InvalidNotebook as exc:
         return invalid_lines(Path(path).name, f"Fichier invalide : {exc}.")
     mnist_path = ensure_mnist(log=lambda message: None)
+    # The same stages as grading, with the plain launcher: the student's own kernel, no sandbox.
+    limits = Limits(cell_timeout=settings["cell_timeout"], seed=settings["seed"], threads=settings["threads"])
     with tempfile.TemporaryDirectory(prefix="verifier-") as tmp:
         capture, work = Path(tmp) / "capture", Path(tmp) / "work"
         work.mkdir()
-        prepared = prepare(notebook, nbformat.from_dict(settings["template"]),
-                           preamble_source(mnist_path, capture, settings["seed"], settings["threads"]))
-        # The same runner as grading, with the plain launcher: the student's own kernel, no sandbox.
-        limits = Limits(cell_timeout=settings["cell_timeout"], seed=settings["seed"], threads=settings["threads"])
-        result = execute(prepared.steps, work, limits)
-        failures = {e.question: e.message for e in result.events if e.question in result.failed_questions}
-        failed = not_run_reasons(prepared.cell_map, [q.id for q in questions], ran=result.ran_questions,
-                                 failed=failures, placeholder=settings["placeholder"])
-        mnist = load_mnist(mnist_path.parent)
-        outcomes = {}
-        for q in questions:
-            art = load_question(capture, q.id, mnist, failure=failed.get(q.id), measure_accuracy=False)
-            for c in q.checks:
-                try:
-                    run_check(art, c.function, c.params)
-                    outcomes[c.number] = (True, "")
-                except AssertionError as exc:
-                    outcomes[c.number] = (False, failure_message(exc))
+        selfcheck = Pipeline(
+            Prepare(nbformat.from_dict(settings["template"]),
+                    preamble_source(mnist_path, capture, settings["seed"], settings["threads"])),
+            Execute(limits),
+            NotRun(tuple(q.id for q in questions), settings["placeholder"]),
+            ScoreHere(tuple(questions), mnist_path.parent))
+        done = selfcheck(Work(notebook, capture, work))
     # The mapping's own notes only, not grade's (missing questions, restored cells): a missing
     # question's reason already shows under it.
-    return report_lines(Path(path).name, questions, outcomes, events=failure_events(result.events),
-                        notes=notes + prepared.cell_map.notes)
+    return report_lines(Path(path).name, questions, done.scores.outcomes, events=failure_events(done.result.events),
+                        notes=notes + done.prepared.cell_map.notes)

@@ -9,6 +9,7 @@ import pytest
 from autograder.rubric.artifacts import load_question
 from autograder.core.config import load_config
 from autograder.core.mnist_data import shared_mnist
+from autograder.core.results import FitMeasurement, GeneralizationMeasurement, QuestionMeasurement
 
 
 def pytest_addoption(parser):
@@ -42,12 +43,17 @@ def artifacts(pytestconfig, config):
             for q in config.question_ids}
     out = pytestconfig.getoption("--measurements")
     if out:
-        Path(out).write_text(json.dumps({q: {
-            "accuracy": a.accuracy, "test_inputs": a.test_inputs, "note": a.accuracy_note or a.model_error,
-            "fits": [{"question": f.question, "batch_size": f.batch_size, "epochs": f.epochs, "via": f.via,
-                      "samples": f.samples, "test_rows": f.test_rows, "unreadable": f.unreadable} for f in a.fits],
-            "unaccounted": a.unaccounted,
-            "model_refused": a.model_error if a.model_refused else None,
-            "generalization": a.generalization and {**asdict(a.generalization), "ratio": round(a.generalization.ratio, 4)},
-        } for q, a in arts.items()}, ensure_ascii=False, indent=1))
+        Path(out).write_text(json.dumps({q: measured(a).to_dict() for q, a in arts.items()}, ensure_ascii=False,
+                                        indent=1))
     return arts
+
+
+def measured(art) -> QuestionMeasurement:
+    """What the grader measured of one question, for the reports."""
+    general = art.generalization
+    return QuestionMeasurement(
+        accuracy=art.accuracy, test_inputs=art.test_inputs, note=art.accuracy_note or art.model_error,
+        fits=tuple(FitMeasurement(f.question, f.batch_size, f.epochs, f.via, f.samples, f.test_rows, f.unreadable)
+                   for f in art.fits),
+        unaccounted=tuple(art.unaccounted), model_refused=art.model_error if art.model_refused else None,
+        generalization=general and GeneralizationMeasurement(**asdict(general), ratio=round(general.ratio, 4)))

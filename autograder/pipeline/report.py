@@ -1,4 +1,4 @@
-"""Report: results.json (Gradescope format), feedback.html, executed.ipynb, grades.csv, summary.json.
+"""Report: one submission's results.json (Gradescope format), feedback.html and executed.ipynb.
 
 Every file is written atomically (temporary file, then rename) so an interrupted batch
 never leaves a half-written result behind.
@@ -6,8 +6,6 @@ never leaves a half-written result behind.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from pathlib import Path
 
@@ -18,25 +16,10 @@ from ..core.codegen import TEMPLATES
 from ..core.config import Config
 from ..core.files import write_atomic
 from ..core import messages
-from ..core.results import CheckResult, Event, GradeReport, QuestionResult, Status
+from ..core.results import GradeReport, Status
 from ..notebook.mapping import CellMap
-from ..runner.scoring import CheckOutcome
 
 PLAN_KEY = "autograder_plan"   # executed.ipynb cell metadata: role, question, exercise
-
-
-def build_results(config: Config, submission: str, status: Status, outcomes: dict[str, CheckOutcome] | None, *,
-                  events: list[Event] = (), notes: list[str] = (), failure: str | None = None) -> GradeReport:
-    """Every rubric check appears, with score 0 where it could not run, so totals compare."""
-    questions = tuple(QuestionResult(q.id, q.title, tuple(
-        _check_result(c, (outcomes or {}).get(c.number), failure) for c in q.checks)) for q in config.questions)
-    return GradeReport(submission, Status(status), questions, tuple(events), tuple(notes), failure)
-
-
-def _check_result(check, outcome: CheckOutcome | None, failure: str | None) -> CheckResult:
-    passed = bool(outcome and outcome.passed)
-    message = messages.PASSED if passed else outcome.message if outcome is not None else messages.not_graded(failure)
-    return CheckResult(check.number, check.description, check.points, passed, message, check.visibility == "visible")
 
 
 def render_feedback(config: Config, report: GradeReport) -> str:
@@ -97,26 +80,3 @@ def write_submission_reports(out_dir: Path, config: Config, report: GradeReport,
     write_atomic(out_dir / "feedback.html", render_feedback(config, report))
     # results.json last: its presence marks the submission as graded (resume relies on it).
     write_atomic(out_dir / "results.json", json.dumps(report.to_gradescope_dict(), ensure_ascii=False, indent=1))
-
-
-def write_batch_reports(out: Path, config: Config, reports: list[GradeReport], ignored: list[str]) -> None:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["id", *config.question_ids, "total", "status"])
-    for r in sorted(reports, key=lambda r: r.submission):
-        scores = r.question_scores()
-        writer.writerow([r.submission, *(f"{scores[q]:g}" for q in config.question_ids), f"{r.score:g}", r.status])
-    write_atomic(out / "grades.csv", buf.getvalue())
-    summary = {
-        "assignment": config.name,
-        "max_score": sum(c.points for c in config.checks),
-        "submissions": len(reports),
-        "statuses": {s: sum(1 for r in reports if r.status == s) for s in sorted({r.status for r in reports})},
-        "mean_score": round(sum(r.score for r in reports) / len(reports), 4) if reports else None,
-        "ignored_files": ignored,
-        # How the kernels were isolated in this batch: one entry per distinct mechanism (SECURITY.md).
-        "sandbox": [json.loads(s) for s in sorted({json.dumps(r.sandbox, sort_keys=True) for r in reports
-                                                   if r.sandbox is not None})],
-        "grades": {r.submission: {"score": r.score, "status": r.status} for r in reports},
-    }
-    write_atomic(out / "summary.json", json.dumps(summary, ensure_ascii=False, indent=1))

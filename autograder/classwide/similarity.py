@@ -27,7 +27,7 @@ from copydetect.utils import filter_code, hashed_kgrams, highlight_overlap
 from ..core import messages
 from ..core.config import Config, Copies
 from ..notebook.mapping import map_cells, template_cells
-from .report import PLAN_KEY
+from ..pipeline.report import PLAN_KEY
 
 LANGUAGE = "python"
 MARK = ("<mark>", "</mark>")

@@ -17,12 +17,11 @@ from pathlib import Path
 
 from ..core.config import Config
 from ..core.files import write_atomic
-from ..notebook.memo import INDEX, CellMemo, PrefixMemo, cell_key, instructor_prefix, memo_key, read_memo, \
-    recording_steps
+from ..notebook.memo import INDEX, CellMemo, PrefixMemo, cell_key, instructor_prefix, memo_key, read_memo
 from ..notebook.plan import preamble_source
-from ..notebook.prepare import prepare
-from ..runner.execute import execute
-from ..runner.sandbox import SandboxLauncher, submission_view
+from ..runner.confinement import submission_view
+from ..runner.sandbox import SandboxLauncher
+from .stages import Execute, Pipeline, Prepare, Record, Work
 
 MEMO_DIR = "memo"
 _loaded: dict[Path, PrefixMemo | None] = {}     # one recording (or none) per process and key
@@ -63,11 +62,13 @@ def _record(config: Config, template, mnist: Path, directory: Path, log) -> Pref
         work, out = Path(tmp).resolve() / "work", Path(tmp).resolve() / "memo"
         work.mkdir()
         out.mkdir()
-        steps = prepare(template, template, preamble_source(mnist, out / "capture", config.limits.seed,
-                                                            config.limits.threads)).steps
-        recording = recording_steps(steps, out)
         view = submission_view(config, (), writable=(work, out), mnist=mnist)
-        result = execute(recording, work, config.limits, launcher=SandboxLauncher(config.limits, view))
+        recording = Pipeline(    # the template graded as its own submission, up to its first question
+            Prepare(template, preamble_source(mnist, out / "capture", config.limits.seed, config.limits.threads)),
+            Record(out),
+            Execute(config.limits, SandboxLauncher(config.limits, view)))
+        done = recording(Work(template, out / "capture", work))
+        steps, result = done.prepared.steps, done.result
         if result.events or result.hidden_errors or result.restarts:
             if log:
                 log(f"instructor cells not recorded: {[e.message for e in result.events] + result.hidden_errors}")

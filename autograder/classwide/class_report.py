@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import statistics
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
@@ -22,7 +22,7 @@ from ..core import messages
 from ..core.codegen import TEMPLATES
 from ..core.config import Config
 from ..core.files import write_atomic
-from ..core.results import GradeReport, Status
+from ..core.results import GradeReport, QuestionMeasurement, Status
 from . import charts
 from .roster import Matched, Student, match, write_exports
 from .similarity import Pair, class_code, suspected_copies
@@ -83,8 +83,7 @@ def load_reports(out: Path, config: Config) -> list[GradeReport]:
         except (OSError, ValueError):
             continue        # half a run: --resume grades it again
         report = GradeReport.from_gradescope_dict(data, config)
-        report.submission = path.parent.name
-        reports.append(report)
+        reports.append(replace(report, submission=path.parent.name))
     return reports
 
 
@@ -96,23 +95,22 @@ def _measured_flags(report: GradeReport, config: Config) -> list[Flag]:
     flags = []
     limits, margin = thresholds(config), config.class_report.near_threshold
     for q in config.question_ids:
-        measured = report.measurements.get(q) or {}
-        test_rows = max((f.get("test_rows") or 0 for f in measured.get("fits", [])), default=0)
+        measured = report.measurements.get(q) or QuestionMeasurement()
+        test_rows = measured.test_rows
         if test_rows:
             flags.append(Flag("test_images", messages.flag_test_images(q, test_rows)))
-        if measured.get("test_inputs") == "not_genuine":
+        if measured.test_inputs == "not_genuine":
             flags.append(Flag("test_inputs", messages.flag_test_inputs(q)))
-        accuracy = measured.get("accuracy")
+        accuracy = measured.accuracy
         if accuracy is not None and q in limits and abs(accuracy - limits[q]) <= margin:
             flags.append(Flag("near_threshold", messages.flag_near_threshold(q, accuracy, limits[q], margin)))
-        if measured.get("model_refused"):
-            flags.append(Flag("model", messages.flag_model(q, measured["model_refused"])))
-        if measured.get("unaccounted"):
-            flags.append(Flag("weights", messages.flag_weights(q, measured["unaccounted"])))
-        general, below = measured.get("generalization"), config.generalization.review_below.get(q)
-        if general and below is not None and general["ratio"] < below and not test_rows:
-            flags.append(Flag("generalization", messages.flag_generalization(q, general["test_loss"],
-                                                                             general["train_loss"])))
+        if measured.model_refused:
+            flags.append(Flag("model", messages.flag_model(q, measured.model_refused)))
+        if measured.unaccounted:
+            flags.append(Flag("weights", messages.flag_weights(q, list(measured.unaccounted))))
+        general, below = measured.generalization, config.generalization.review_below.get(q)
+        if general and below is not None and general.ratio < below and not test_rows:
+            flags.append(Flag("generalization", messages.flag_generalization(q, general.test_loss, general.train_loss)))
     return flags
 
 
@@ -171,9 +169,8 @@ def _questions(data: ClassData) -> list[dict]:
 
 def _accuracies(reports: list[GradeReport], question: str) -> list[tuple[float, bool]]:
     """(accuracy the grader measured, trained on test images) of each submission whose question was measured."""
-    measured = [r.measurements.get(question) or {} for r in reports if r.status not in NOT_RUN]
-    return [(m["accuracy"], any(f.get("test_rows") for f in m.get("fits", [])))
-            for m in measured if m.get("accuracy") is not None]
+    measured = [r.measurements[question] for r in reports if r.status not in NOT_RUN and question in r.measurements]
+    return [(m.accuracy, m.test_rows > 0) for m in measured if m.accuracy is not None]
 
 
 def _plots(data: ClassData) -> dict[str, str]:

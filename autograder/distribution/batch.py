@@ -1,0 +1,129 @@
+"""Grade a class: every submission found, here or on a Dask cluster, then the class outputs.
+
+The batch finds the submissions (intake.py), grades those not already graded (``--resume``) one by one
+or on the workers of a Dask cluster (cluster.py), and writes the class outputs (classwide/) itself.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..classwide.class_report import ClassData, write_class_report
+from ..classwide.grades import write_grades
+from ..classwide.roster import Student
+from ..core.config import Config, LimitOverrides, load_config
+from ..core.mnist_data import ensure_mnist
+from ..core.results import GradeReport
+from ..pipeline.grade import Job, grade_submission, grader_error
+from ..runner.canary import SandboxError, check_sandbox
+from ..runner.forked import remove_orphan_slots
+from .cluster import WORKER_FILE, Task, connect, grade_on_cluster, worker_address
+from .intake import find_submissions
+
+
+@dataclass(frozen=True)
+class GradedClass:
+    reports: list[GradeReport]      # by submission
+    outputs: ClassData              # what the class report shows: to examine, copies, roster
+
+
+def _task(job: Job) -> Task:
+    return Task(job.submission_id, job.path.name, None if job.intake_error else job.path.read_bytes(),
+                job.intake_error, job.overrides, job.accelerate)
+
+
+def worker_canary() -> str | None:
+    """On a Dask worker: None when a kernel starts in this worker's sandbox, else why not (English)."""
+    config = load_config()
+    try:
+        with tempfile.TemporaryDirectory(prefix="autograder-canary-inbox-") as inbox:
+            check_sandbox(config, config.root / "grading.toml", [Path(inbox)], Path(inbox) / "out")
+    except SandboxError as exc:
+        return str(exc)
+    return None
+
+
+def grade_task(task: Task) -> dict[str, bytes]:
+    """On a Dask worker: grade one submission from its bytes, in temporary directories, with this
+    worker's own grader and MNIST copy; return the report files, by name."""
+    with tempfile.TemporaryDirectory(prefix="autograder-task-") as tmp:
+        inbox, out = Path(tmp) / "inbox", Path(tmp) / "out" / "submission"
+        inbox.mkdir()
+        path = inbox / task.filename
+        if task.data is not None:
+            path.write_bytes(task.data)
+        config_path = load_config().root / "grading.toml"
+        grade_submission(Job(path, task.submission_id, out, config_path, ensure_mnist().resolve(), task.overrides,
+                             intake_error=task.intake_error, accelerate=task.accelerate))
+        files = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    return {**files, WORKER_FILE: worker_address().encode()}
+
+
+def load_report(out_dir: Path, config: Config) -> GradeReport | None:
+    """A submission graded by an earlier, interrupted run (``--resume``), or None."""
+    path = out_dir / "results.json"
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return GradeReport.from_gradescope_dict(results, config)
+
+
+def grade_batch(paths: list[Path], out: Path, *, config_path: Path | None = None, workers: int = 1,
+                overrides: LimitOverrides = LimitOverrides(), resume: bool = False, progress=None,
+                accelerate: bool = True, scheduler: str | None = None, roster: list[Student] | None = None,
+                log=print) -> GradedClass:
+    """Grade every submission found in ``paths`` into ``out``: here with one worker, on a local Dask
+    cluster of ``workers`` processes, or on the Dask cluster at ``scheduler`` (cluster.py); then write the
+    class outputs (grades.csv, summary.json, the class report, the LMS files for ``roster``)."""
+    config_path = Path(config_path) if config_path else load_config().root / "grading.toml"
+    config = load_config(config_path)
+    if scheduler is None:   # on a cluster each worker runs its own canary (worker_canary)
+        check_sandbox(config, config_path, paths, out)      # a sandbox that cannot start stops here: nothing written
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="autograder-intake-") as extracted:   # removed even when grading raises
+        found, ignored = find_submissions(paths, Path(extracted))
+        reports = _grade_found(found, out=out, config=config, config_path=config_path, workers=workers,
+                               overrides=overrides, resume=resume, progress=progress, accelerate=accelerate,
+                               scheduler=scheduler, log=log)
+    write_grades(out, config, reports, [str(p) for p in ignored])
+    return GradedClass(reports, write_class_report(out, config, roster))
+
+
+def _grade_found(found, *, out: Path, config: Config, config_path: Path, workers: int,
+                 overrides: LimitOverrides, resume: bool, progress, accelerate: bool, scheduler: str | None,
+                 log) -> list[GradeReport]:
+    mnist = ensure_mnist().resolve()
+    jobs = [Job(f.path, f.id, out / f.id, config_path, mnist, overrides, intake_error=f.error,
+                accelerate=accelerate) for f in found]
+    reports: list[GradeReport] = []
+    todo = []
+    for job in jobs:
+        previous = load_report(job.out_dir, config) if resume else None
+        if previous is not None:
+            reports.append(previous)
+        else:
+            todo.append(job)
+    if progress:
+        progress.start(len(jobs), done=len(reports))
+
+    def finish(report: GradeReport) -> None:
+        reports.append(report)
+        if progress:
+            progress.advance(report)
+
+    if workers <= 1 and scheduler is None:
+        for job in todo:
+            finish(grade_submission(job))
+    elif todo:
+        # No cluster when nothing is left (a resumed run), and no more local workers than submissions left.
+        with connect(scheduler, min(workers, len(todo))) as client:
+            grade_on_cluster([(_task(job), job.out_dir) for job in todo], run=grade_task, client=client, config=config,
+                             config_path=config_path, finish=finish, log=log,
+                             canary=worker_canary if scheduler is not None else None,
+                             failed=lambda task, out_dir, why: grader_error(config, task.submission_id, out_dir, why))
+        remove_orphan_slots()       # those of local workers killed mid-submission
+    return sorted(reports, key=lambda r: r.submission)

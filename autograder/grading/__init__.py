@@ -1,1 +1,0 @@
-"""Grading a class: intake of submissions, one submission's pipeline, reports."""
