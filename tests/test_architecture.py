@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from autograder.core.modules import module_imports
+from autograder.notebook.plan import runtime_modules
 from autograder.student.bundle import PACKAGE_DIR, bundled_modules
 
 PACKAGE = Path(__file__).resolve().parent.parent / "autograder"
@@ -23,6 +24,7 @@ def test_verifier_bundle_follows_the_package_structure():
     modules = bundled_modules()
     assert modules[-1] == "student.selfcheck"
     assert {"kernel.runtime", "rubric.checks", "rubric.artifacts", "notebook.plan", "core.config"} <= set(modules)
+    assert set(runtime_modules()) <= set(modules)        # every module the plan ships into the kernel
     # The grader's runner with its plain launcher; nothing that sandboxes, scores, grades a class,
     # drives otter or prints with rich.
     assert {"runner.execute", "runner.launch", "runner.outputs"} <= set(modules)

@@ -9,7 +9,7 @@ from autograder.core.config import Contamination, load_config
 from autograder.rubric.contamination import contaminated_row_count, near_moved_test_rows, near_test_rows
 from tools.calibrate_contamination import augment, disguise, moved_tests, student_spaces
 from autograder.rubric.inputs import fit_input_space, trained_rows
-from autograder.kernel.runtime import project_rows, row_hashes, spectrum_rows
+from autograder.kernel.runtime.fingerprints import project_rows, row_hashes, spectrum_rows
 from autograder.core.mnist_data import load_mnist
 
 SETTINGS = load_config().contamination

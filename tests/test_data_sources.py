@@ -17,8 +17,8 @@ import pytest
 
 from autograder.rubric import checks
 from autograder.rubric.artifacts import load_question
-from autograder.notebook.plan import RUNTIME_MODULE, preamble_source, runtime_source
-from autograder.kernel.runtime import row_hashes
+from autograder.notebook.plan import RUNTIME_MODULE, preamble_source
+from autograder.kernel.runtime.fingerprints import row_hashes
 from autograder.core.mnist_data import ensure_mnist, load_mnist
 from tests.conftest import ROOT
 
@@ -43,15 +43,14 @@ FITS = {
 }
 
 SCRIPT = textwrap.dedent("""
-    import os, sys, types
+    import os, sys
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     mode, capture, weights_file = sys.argv[1:4]
     if mode == "recorded":
         exec(open(os.path.join(capture, "preamble.py")).read())
-    else:   # the same seeding, with nothing recorded
-        runtime = types.ModuleType("plain_runtime")
-        exec(open(os.path.join(capture, "runtime.py")).read(), runtime.__dict__)
-        runtime._seed({seed}, 1)
+    else:   # the same seeding, with nothing recorded (importing the runtime installs nothing)
+        from autograder.kernel.runtime.boot import _seed
+        _seed({seed}, 1)
     recorder = sys.modules.get({module!r})
     import numpy as np, tensorflow as tf, keras
 
@@ -106,7 +105,6 @@ def runs(tmp_path_factory):
     dirs = {mode: tmp_path_factory.mktemp(mode) for mode in ("recorded", "plain")}
     capture = dirs["recorded"]
     (capture / "preamble.py").write_text(preamble_source(mnist_path, capture, SEED, 1))
-    (dirs["plain"] / "runtime.py").write_text(runtime_source())
 
     def run(mode):
         proc = subprocess.run([sys.executable, "-c", script, mode, str(dirs[mode]), str(dirs[mode] / "weights.npz")],
@@ -205,13 +203,39 @@ def fit_raw(runs, question):
 
 
 def test_rows_are_hashed_once_per_array_and_always_for_data_without_a_digest():
-    from autograder.kernel import runtime as rt
+    from autograder.kernel.runtime.fingerprints import _fingerprint_training
+    from autograder.kernel.runtime.inputs import _array_info
 
     first, second = np.arange(12.0).reshape(3, 4), np.arange(12.0, 24.0).reshape(3, 4)
-    entries = [{"x": info, "model": 0} for info in (rt._array_info(first), rt._array_info(first),
+    entries = [{"x": info, "model": 0} for info in (_array_info(first), _array_info(first),
                                                     {"kind": "tf.data"}, {"kind": "tf.data"})]
     for entry, rows in zip(entries, (first, first, first, second)):
-        rt._fingerprint_training(entry, rows)
-    assert entries[0]["row_hashes"] is entries[1]["row_hashes"] == rt.row_hashes(first)   # one array: hashed once
-    assert entries[2]["row_hashes"] == rt.row_hashes(first)
-    assert entries[3]["row_hashes"] == rt.row_hashes(second)     # another dataset: its own rows
+        _fingerprint_training(entry, rows)
+    assert entries[0]["row_hashes"] is entries[1]["row_hashes"] == row_hashes(first)   # one array: hashed once
+    assert entries[2]["row_hashes"] == row_hashes(first)
+    assert entries[3]["row_hashes"] == row_hashes(second)     # another dataset: its own rows
+
+
+def test_training_outside_fit_is_fingerprinted_as_a_fit_is(monkeypatch):
+    """One fingerprint step serves both: a session's distinct rows, seen over several batches and again, get
+    the hashes, projections and spectra a fit on those rows gets."""
+    from autograder.kernel.runtime.fingerprints import _fingerprint_training
+    from autograder.kernel.runtime.inputs import _array_info
+    from autograder.kernel.runtime.state import _state
+    from autograder.kernel.runtime.training import _Session
+
+    for key in ("calls", "projections", "spectra", "fit_heads", "row_hashes"):
+        monkeypatch.setitem(_state, key, {} if key != "calls" else [])
+    rows = np.random.default_rng(0).integers(0, 256, (300, 784), dtype=np.uint8)
+    fit = {"x": _array_info(rows), "model": 1}
+    _fingerprint_training(fit, rows)
+    session = _Session(2, "custom_loop")
+    for batch in (rows[:100], rows[:200], rows[100:]):
+        session.add(batch)
+    session.finish()
+    entry = session.entry
+    assert (entry["x"]["n"], entry["x"]["distinct"], entry["row_hashes"]) == (500, 300, fit["row_hashes"])
+    for kind in ("projections", "spectra"):     # float32 products: batches of other sizes round a little otherwise
+        session_rows, fit_rows = _state[kind][entry["projection"]], _state[kind][fit["projection"]]
+        assert np.abs(session_rows - fit_rows).max() <= 1e-5 * np.abs(fit_rows).max()
+    assert np.array_equal(_state["fit_heads"][2], _state["fit_heads"][1])

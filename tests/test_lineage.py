@@ -1,5 +1,5 @@
 """The kernel runtime's record of training outside fit and of each model's weight lineage, run in a real
-Python process with real Keras (no Jupyter kernel: the runtime is installed as the preamble installs it).
+Python process with real Keras (no Jupyter kernel: the runtime is installed by the preamble itself).
 
 One process runs every scenario (TensorFlow is imported once); each scenario trains small models on its own
 random rows, so a session's rows can be told apart by their count."""
@@ -10,16 +10,13 @@ import sys
 
 import pytest
 
-from autograder.notebook.plan import runtime_source
+from autograder.notebook.plan import RUNTIME_MODULE, preamble_source
 
 SCENARIOS = r'''
-import inspect, json, sys, tempfile, types
+import inspect, json, sys, tempfile
 import numpy as np
-runtime = types.ModuleType("_autograder_runtime")
-exec(compile(sys.stdin.read(), "<runtime>", "exec"), runtime.__dict__)
-sys.modules[runtime.__name__] = runtime
-runtime.install({"mnist": "unused.npz", "capture_dir": tempfile.mkdtemp(), "seed": 0, "threads": 1,
-                 "steps_per_execution": 0})
+exec(sys.stdin.read())          # the preamble
+runtime = sys.modules[sys.argv[1]]
 import keras, tensorflow as tf
 
 rng = np.random.default_rng(0)
@@ -121,11 +118,11 @@ for scenario in [eager_loop, graph_loop, eager_loop_without_training_flag, on_ba
     runtime.begin(scenario.__name__)
     model = make()
     model = scenario(model) or model
-    runtime._observe(model)
+    runtime.lineage._observe(model)
     for session in runtime._state["sessions"].values():
         session.finish()
-    uid = runtime._uid(model)
-    lineage = runtime._lineage(uid)
+    uid = runtime.state._uid(model)
+    lineage = runtime.lineage._lineage(uid)
     results[scenario.__name__] = [
         {k: c[k] for k in ("kind", "via", "from", "steps", "model_optimizer_steps") if k in c}
         | {"own": c.get("model") == uid, "rows": (c.get("x") or {}).get("n"),
@@ -139,8 +136,9 @@ print("RESULTS" + json.dumps(results))
 
 
 @pytest.fixture(scope="module")
-def results():
-    proc = subprocess.run([sys.executable, "-c", SCENARIOS], input=runtime_source(), capture_output=True,
+def results(tmp_path_factory):
+    preamble = preamble_source("unused.npz", tmp_path_factory.mktemp("capture"), 0, 1, accelerate=False)
+    proc = subprocess.run([sys.executable, "-c", SCENARIOS, RUNTIME_MODULE], input=preamble, capture_output=True,
                           text=True, timeout=600, env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.split("RESULTS", 1)[1])

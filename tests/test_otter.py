@@ -81,8 +81,8 @@ def test_zip_is_otters_layout_with_package_requirements_and_mnist(unpacked):
     assert sorted(p.name for p in (unpacked / "tests").iterdir()) == [f"{q}.py" for q in CONFIG.question_ids]
     wheel = next((unpacked / "files").glob("keras_mnist_autograder-*.whl"))
     with zipfile.ZipFile(wheel) as archive:
-        assert {"autograder/rubric/checks.py", "autograder/interop/otter_plugin.py", "autograder/kernel/runtime.py"} <= set(
-            archive.namelist())
+        assert {"autograder/rubric/checks.py", "autograder/interop/otter_plugin.py",
+                "autograder/kernel/runtime/__init__.py", "autograder/kernel/runtime/format.py"} <= set(archive.namelist())
     from_cache(unpacked / "files")  # raises unless all four arrays match their SHA-256
     env = (unpacked / "environment.yml").read_text()
     assert "python=3.11" in env and "keras==" in env and "files/" not in env

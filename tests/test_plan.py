@@ -4,6 +4,7 @@ import ast
 import json
 import copy
 import sys
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -12,7 +13,7 @@ from autograder.core.config import load_config
 from autograder.notebook import plan
 from autograder.notebook.mapping import CellMap, PlannedCell, given_lines, map_cells, template_cells
 from autograder.notebook.plan import (RUNTIME_MODULE, STEPS_PER_EXECUTION, build_plan, preamble_source,
-                                      runtime_source, should_run)
+                                      runtime_sources, should_run)
 
 CONFIG = load_config()
 TEMPLATE = nbformat.read(CONFIG.student, as_version=4)
@@ -22,15 +23,24 @@ GIVEN = {m.question: list(given_lines(m.source)) for m in MASTERS if m.question}
 # visualisation-poids are tagged otter_ignore.
 INSTRUCTOR = ["installation", "chargement-mnist", "reshape", "naive-bayes", "one-hot", "regression-lineaire",
               "modele-keras"]
-STUB_RUNTIME = "CALLS = []\ndef install(config):\n    CALLS.append(('install', config))\n" \
-               "def begin(*args):\n    CALLS.append(('begin', args))\ndef capture(*args):\n    CALLS.append(('capture', args))\n"
+# A stub runtime package, a module and the package's own source importing it as the real one does.
+STUB_RUNTIME = [("calls", "CALLS = []\n"),
+                ("__init__", "from .calls import CALLS\ndef install(config):\n    CALLS.append(('install', config))\n"
+                             "def begin(*args):\n    CALLS.append(('begin', args))\n"
+                             "def capture(*args):\n    CALLS.append(('capture', args))\n")]
+
+
+def stub_runtime(monkeypatch):
+    """The preamble ships the stub runtime; the modules it makes are removed again after the test."""
+    monkeypatch.setattr(plan, "runtime_sources", lambda: STUB_RUNTIME)
+    for name in (RUNTIME_MODULE, RUNTIME_MODULE + ".calls"):
+        monkeypatch.setitem(sys.modules, name, None)
 
 
 @pytest.fixture
 def runtime(monkeypatch):
-    """A stub runtime module: hidden steps run against it, each call recorded with its arguments."""
-    monkeypatch.setattr(plan, "runtime_source", lambda: STUB_RUNTIME)
-    monkeypatch.setitem(sys.modules, RUNTIME_MODULE, None)     # removed again after the test
+    """A stub runtime package: hidden steps run against it, each call recorded with its arguments."""
+    stub_runtime(monkeypatch)
     exec(compile(preamble_source("/m", "/c", 0, 1), "<preamble>", "exec"), {})
     return sys.modules[RUNTIME_MODULE]
 
@@ -160,28 +170,45 @@ def test_preamble_compiles_and_carries_the_runtime_and_the_config():
     assert isinstance(boot, ast.FunctionDef) and boot.name == "_autograder_boot"
     assert isinstance(delete, ast.Delete) and [t.id for t in delete.targets] == ["_autograder_boot"]
     assert call.value.func.id == "_autograder_boot"
-    assert ast.literal_eval(call.value.args[0]) == runtime_source()
+    assert ast.literal_eval(call.value.args[0]) == runtime_sources()
     config = call.value.args[1]      # json.loads("..."): decoded in the kernel
     assert ast.unparse(config.func) == "__import__('json').loads"
     assert json.loads(ast.literal_eval(config.args[0])) == EXPECTED
-    runtime = ast.parse(runtime_source())
-    assert {"install", "begin", "capture"} <= {f.name for f in runtime.body if isinstance(f, ast.FunctionDef)}
+    package = ast.parse(dict(runtime_sources())["__init__"])
+    exposed = {a.asname or a.name for node in package.body if isinstance(node, ast.ImportFrom) for a in node.names}
+    # What the hidden steps call, and the configuration the otter plugin reads (_state["config"]).
+    assert {"install", "begin", "capture", "memo_snapshot", "memo_record", "memo_restore", "_state"} <= exposed
+
+
+def test_the_runtime_ships_every_module_of_its_package_each_after_those_it_imports():
+    """The kernel gets the package as it is: every module, each after the modules it imports, the package's
+    own source last; its modules import each other only (relative imports within the package)."""
+    sources = runtime_sources()
+    names = [name for name, _ in sources]
+    package = Path(plan.__file__).resolve().parents[1] / "kernel" / "runtime"
+    assert sorted(names) == sorted(p.stem for p in package.glob("*.py")) and names[-1] == "__init__"
+    for i, (name, source) in enumerate(sources):
+        imports = [node for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ImportFrom) and node.level]
+        assert all(node.level == 1 and node.module for node in imports), name
+        assert {node.module for node in imports} <= set(names[:i]), name
 
 
 def test_preamble_installs_the_runtime_as_a_module_and_leaves_the_namespace_clean(monkeypatch):
-    """Run with a stub runtime: install(config) gets the exact config; the student's globals gain nothing."""
-    monkeypatch.setattr(plan, "runtime_source", lambda: STUB_RUNTIME)
-    monkeypatch.setitem(sys.modules, RUNTIME_MODULE, None)
+    """Run with a stub runtime: install(config) gets the exact config; the student's globals gain nothing; the
+    package and its module are made as the import system makes them (relative imports resolve)."""
+    stub_runtime(monkeypatch)
     namespace = {}
     exec(compile(preamble_source(**CONFIG_ARGS, failed=EXPECTED["failed"]), "<preamble>", "exec"), namespace)
     assert set(namespace) == {"__builtins__"}
-    assert sys.modules[RUNTIME_MODULE].__name__ == RUNTIME_MODULE
-    assert sys.modules[RUNTIME_MODULE].CALLS == [("install", EXPECTED)]
+    package, module = sys.modules[RUNTIME_MODULE], sys.modules[RUNTIME_MODULE + ".calls"]
+    assert (package.__name__, package.__package__, package.__path__) == (RUNTIME_MODULE, RUNTIME_MODULE, [])
+    assert (module.__name__, module.__package__) == (RUNTIME_MODULE + ".calls", RUNTIME_MODULE)
+    assert package.calls is module and package.CALLS is module.CALLS
+    assert package.CALLS == [("install", EXPECTED)]
 
 
 def test_preamble_passes_booleans_and_none_through(monkeypatch):
-    monkeypatch.setattr(plan, "runtime_source", lambda: STUB_RUNTIME)
-    monkeypatch.setitem(sys.modules, RUNTIME_MODULE, None)
+    stub_runtime(monkeypatch)
     exec(compile(preamble_source("/m", "/c", 1, 1, accelerate=False, public=True, limit=None), "<preamble>", "exec"),
          {})
     assert sys.modules[RUNTIME_MODULE].CALLS == [

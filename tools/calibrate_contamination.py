@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 
 from autograder.core.config import load_config  # noqa: E402
 from autograder.core.mnist_data import Mnist, load_mnist  # noqa: E402
-from autograder.kernel.runtime import project_rows, spectrum_rows  # noqa: E402
+from autograder.kernel.runtime.fingerprints import project_rows, spectrum_rows  # noqa: E402
 from autograder.rubric.contamination import _embedded, _spectrum_embedded, nearest_test_distances  # noqa: E402
 from autograder.rubric.inputs import InputSpace, fit_input_space  # noqa: E402
 

@@ -2,7 +2,7 @@
 
 Every grading kernel imports TensorFlow, Keras and ipykernel (3 to 4 s of CPU).  This server imports them once and
 forks each kernel from that state, in the same sandbox (namespaces, file view, uid, limits) a kernel would get.
-It is shipped as source (``python -c``), like runtime.py, and imports nothing of the package.
+It is shipped as source (``python -c``), like the runtime (runtime/), and imports nothing of the package.
 
 It keeps each submission apart from the next: it never runs student code, it is not dumpable (a kernel of the
 same uid can neither trace it nor read its memory), and before each fork, and when asked, it kills every other

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 
-from .plan import STEPS_PER_EXECUTION, Step, runtime_call, runtime_source
+from .plan import STEPS_PER_EXECUTION, Step, runtime_call, runtime_sources
 
 # A cell is replayed only if running it took this long: a replay costs a few milliseconds.
 MIN_SECONDS = 0.5
@@ -51,7 +51,7 @@ def memo_key(template, seed: int, threads: int) -> str:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
-    described = {"cells": [c.source for c in template.cells], "runtime": runtime_source(), "python": sys.version,
+    described = {"cells": [c.source for c in template.cells], "runtime": runtime_sources(), "python": sys.version,
                  "seed": seed, "threads": threads, "spe": STEPS_PER_EXECUTION,
                  "versions": versions}
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:24]

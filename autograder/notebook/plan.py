@@ -12,12 +12,15 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..core.modules import import_order, module_file
 from .mapping import CellMap, PlannedCell
 
 SKIP_TAG = "otter_ignore"
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+RUNTIME_PACKAGE = "kernel.runtime"          # shipped into the kernel as sources, there the package RUNTIME_MODULE
 RUNTIME_MODULE = "_autograder_runtime"
 SYNTAX_ERRORS = ("SyntaxError", "IndentationError", "TabError")   # a cell that raised these never ran
-# Batches per call into TensorFlow in the fits the runtime may accelerate (kernel/runtime.py, _accelerate);
+# Batches per call into TensorFlow in the fits the runtime may accelerate (kernel/runtime/acceleration.py);
 # beyond this the measured gain is nil and the progress bar only gets coarser.
 STEPS_PER_EXECUTION = 128
 
@@ -35,8 +38,25 @@ class Step:
         return self.kind != "cell"
 
 
-def runtime_source() -> str:
-    return (Path(__file__).resolve().parents[1] / "kernel" / "runtime.py").read_text(encoding="utf-8")
+def runtime_modules() -> list[str]:
+    """The runtime package's modules, each after those it imports (its relative imports say which), the
+    package's own __init__ (RUNTIME_PACKAGE) last: what the kernel needs, nothing listed by hand."""
+    order = import_order(PACKAGE_DIR, [RUNTIME_PACKAGE])
+    outside = [name for name in order if name != RUNTIME_PACKAGE and not name.startswith(RUNTIME_PACKAGE + ".")]
+    if outside:
+        raise ValueError(f"the kernel runtime imports modules it does not ship: {outside}")
+    return order
+
+
+def runtime_name(module: str) -> str:
+    """A runtime module's name in the runtime package: "boot" for kernel.runtime.boot, "__init__" for its own."""
+    return module[len(RUNTIME_PACKAGE) + 1:] or "__init__"
+
+
+def runtime_sources() -> list[tuple[str, str]]:
+    """(runtime_name, source) of each of the runtime's modules, in runtime_modules' order."""
+    return [(runtime_name(name), module_file(PACKAGE_DIR, name).read_text(encoding="utf-8"))
+            for name in runtime_modules()]
 
 
 def preamble_source(mnist_path: Path, capture_dir: Path, seed: int, threads: int, *, accelerate: bool = True,
@@ -44,16 +64,25 @@ def preamble_source(mnist_path: Path, capture_dir: Path, seed: int, threads: int
     """The hidden first cell; ``accelerate`` False runs every fit exactly as the student wrote it."""
     config = {"mnist": str(mnist_path), "capture_dir": str(capture_dir), "seed": seed, "threads": threads,
               "steps_per_execution": STEPS_PER_EXECUTION if accelerate else 0, **extra}
-    # The runtime lives in its own module object, not in the student's namespace.
+    # The runtime lives in its own package, not in the student's namespace.  Each module is made as the
+    # import system makes it (in sys.modules, an attribute of the package), so that its relative imports
+    # resolve in the kernel as they do in the grader's package.
+    package = RUNTIME_MODULE
     return "\n".join([
-        "def _autograder_boot(source, config):",
+        "def _autograder_boot(sources, config):",
         "    import sys, types",
-        f"    module = types.ModuleType({RUNTIME_MODULE!r})",
-        f"    exec(compile(source, '<{RUNTIME_MODULE}>', 'exec'), module.__dict__)",
-        f"    sys.modules[{RUNTIME_MODULE!r}] = module",
-        "    module.install(config)",
+        f"    package = sys.modules[{package!r}] = types.ModuleType({package!r})",
+        f"    package.__path__, package.__package__ = [], {package!r}",
+        "    for name, source in sources:     # each after those it imports, the package's own source last",
+        "        module = package",
+        "        if name != '__init__':",
+        f"            module = sys.modules[{package + '.'!r} + name] = types.ModuleType({package + '.'!r} + name)",
+        f"            module.__package__ = {package!r}",
+        "            setattr(package, name, module)",
+        f"        exec(compile(source, '<{package}.' + name + '>', 'exec'), module.__dict__)",
+        "    package.install(config)",
         # JSON decoded in the kernel, not pasted as Python: true/false/null are not Python names.
-        f"_autograder_boot({runtime_source()!r}, __import__('json').loads({json.dumps(config)!r}))",
+        f"_autograder_boot({runtime_sources()!r}, __import__('json').loads({json.dumps(config)!r}))",
         "del _autograder_boot",
     ])
 

@@ -18,7 +18,9 @@ import numpy as np
 from ..core import messages
 from ..core.config import Contamination
 from ..core.mnist_data import Mnist
-from ..kernel.runtime import GRAPH_EXPORT, array_sha256, row_hashes
+from ..kernel.runtime.fingerprints import array_sha256, row_hashes
+from ..kernel.runtime.format import (CALLS, CALLS_FILE, EVALUATE_X, FIT_HEAD_X, GRAPH_EXPORT, GRAPH_EXPORTED,
+                                     INPUTS_FILE, META, MODEL_FILE, MODEL_SAVED, MODEL_UID, PREDICT_X)
 from .graph_model import UnsafeModel, load_graph_model
 from .inputs import InputSpace, exact_test_rows, fit_input_space, trained_rows
 
@@ -331,21 +333,21 @@ def _evaluate(model, space: InputSpace, mnist: Mnist) -> tuple[float, Generaliza
 
 def _read_capture(qdir: Path) -> tuple[dict, list, dict[str, np.ndarray]]:
     """The question's call log and the arrays the kernel exported with it (unreadable arrays: none)."""
-    data = json.loads((qdir / "calls.json").read_text())
+    data = json.loads((qdir / CALLS_FILE).read_text())
     inputs = {}
-    if (qdir / "inputs.npz").exists():
+    if (qdir / INPUTS_FILE).exists():
         try:
-            with np.load(qdir / "inputs.npz", allow_pickle=False) as npz:
+            with np.load(qdir / INPUTS_FILE, allow_pickle=False) as npz:
                 inputs = {k: npz[k] for k in npz.files}
         except (OSError, ValueError, zipfile.BadZipFile):
             inputs = {}
-    return data.get("meta", {}), data.get("calls", []), inputs
+    return data.get(META, {}), data.get(CALLS, []), inputs
 
 
 def _test_hashes(mnist: Mnist, inputs: dict[str, np.ndarray]) -> set[str]:
     """Test images, byte for byte, in every form the student may have trained on them."""
     hashes = set(_kept.get(mnist, ("test hashes",), lambda: row_hashes(mnist.x_test)))
-    for key in ("evaluate_x", "predict_x"):
+    for key in (EVALUATE_X, PREDICT_X):
         if key in inputs and len(inputs[key]) == len(mnist.x_test):
             hashes.update(_kept.get(mnist, ("row hashes", _digest(inputs[key])), lambda: row_hashes(inputs[key])))
     return hashes
@@ -355,19 +357,19 @@ def _input_space(art: QuestionArtifacts, inputs: dict[str, np.ndarray], mnist: M
     """The student's input space, from their test inputs (noting whether those are genuine), else
     from the head of their training input."""
     space = None
-    for key in ("evaluate_x", "predict_x"):
+    for key in (EVALUATE_X, PREDICT_X):
         if key in inputs:
             found = _kept.get(mnist, ("space", "test", _digest(inputs[key])),
                               lambda: fit_input_space(inputs[key], mnist.x_test))
             if found is not None:
                 space = space or found
-                if key == "predict_x":
+                if key == PREDICT_X:
                     art.predicted_test_set = True
                 art.test_inputs = "genuine"
             elif art.test_inputs != "genuine":
                 art.test_inputs = "not_genuine"
-    if space is None and "fit_head_x" in inputs:
-        head = inputs["fit_head_x"]
+    if space is None and FIT_HEAD_X in inputs:
+        head = inputs[FIT_HEAD_X]
         space = fit_input_space(head, mnist.x_train[: len(head)])
     return space
 
@@ -390,11 +392,11 @@ def load_question(capture_dir: Path, question: str, mnist: Mnist, *, failure: st
     qdir = Path(capture_dir) / question
     if failure is not None:
         return art
-    if not (qdir / "calls.json").exists():
+    if not (qdir / CALLS_FILE).exists():
         art.failure = messages.QUESTION_NOT_RUN
         return art
     meta, calls, inputs = _read_capture(qdir)
-    uid = meta.get("model_uid")
+    uid = meta.get(MODEL_UID)
     space = _input_space(art, inputs, mnist)
     count = _test_row_counter(inputs, space, mnist, (contamination or Contamination()) if measure_accuracy else None)
     mine = lineage_calls(calls, uid) if uid is not None else []
@@ -403,20 +405,20 @@ def load_question(capture_dir: Path, question: str, mnist: Mnist, *, failure: st
         art.unaccounted.append(messages.UNACCOUNTED_CHANGE)
     art.predictions = [Prediction(c.get("question"), c["kind"], (c.get("x") or {}).get("n"))
                        for c in mine if c.get("kind") in ("predict", "evaluate") and not c.get("raised")]
-    if not meta.get("model_saved"):
+    if not meta.get(MODEL_SAVED):
         art.model_error = messages.NO_MODEL if uid is None else messages.MODEL_NOT_SAVED
         return art
     try:
-        model = load_model(qdir / "model.keras")
+        model = load_model(qdir / MODEL_FILE)
         art.model = describe_model(model)
     except Exception as exc:  # noqa: BLE001 - any loading failure is the student's model, not ours
-        if not meta.get("graph_exported"):
-            art.model_error, art.model_refused = _load_error(qdir / "model.keras", exc), True
+        if not meta.get(GRAPH_EXPORTED):
+            art.model_error, art.model_refused = _load_error(qdir / MODEL_FILE, exc), True
             return art
         model = _graph_model(art, qdir / GRAPH_EXPORT)
         if model is None:
             return art
-    saved, recorded = _optimizer_steps(qdir / "model.keras"), _recorded_steps([c for c in calls if c.get("model") == uid])
+    saved, recorded = _optimizer_steps(qdir / MODEL_FILE), _recorded_steps([c for c in calls if c.get("model") == uid])
     if saved is not None and recorded is not None and saved > recorded:
         art.unaccounted.append(messages.unrecorded_steps(saved, recorded))
     if measure_accuracy:

@@ -2,7 +2,7 @@
 
 Exact row hashes miss ``X_test`` trained on after a little noise, a rescaling, a rounding or a
 change of dtype.  The kernel exports every training input through one fixed random 784 -> 64
-projection (``kernel.runtime.project_rows``), which keeps distances.  Here the genuine images
+projection (``kernel.runtime.fingerprints.project_rows``), which keeps distances.  Here the genuine images
 are embedded the same way and
 
     a row is flagged when its nearest test image t is closer than margin * min(h(t), median h),
@@ -25,7 +25,8 @@ from sklearn.neighbors import NearestNeighbors
 
 from ..core.config import Contamination
 from .inputs import InputSpace, exact_test_rows
-from ..kernel.runtime import project_rows, spectrum_rows
+from ..kernel.runtime.fingerprints import project_rows, spectrum_rows
+from ..kernel.runtime.format import PROJECTION, PROJECTION_PREFIX, ROW_HASHES, SPECTRUM_PREFIX
 from ..core.mnist_data import Mnist
 
 MATCH_DIMS = 4            # a k-d tree finds an identical row fast in a few projected dimensions
@@ -120,10 +121,11 @@ class _Cache:
     mnist: Mnist | None = None
     references: dict = field(default_factory=dict)   # embedding key -> _Reference
     results: dict = field(default_factory=dict)      # (space key, margin, rows digest) -> mask
+    moved_tests: np.ndarray | None = None            # the test images moved (_moved), raw
 
     def reference(self, mnist: Mnist, key: tuple, build: Callable[[], tuple[np.ndarray, np.ndarray]]) -> _Reference:
         if self.mnist is not mnist:
-            self.mnist, self.references, self.results = mnist, {}, {}
+            self.mnist, self.references, self.results, self.moved_tests = mnist, {}, {}, None
         if key not in self.references:
             spaces = [k for k in self.references if k[0] == "space"]
             if key[0] == "space" and len(spaces) >= KEPT_SPACES:
@@ -210,7 +212,7 @@ def near_test_rows(projected: np.ndarray, space: InputSpace | None, mnist: Mnist
     return _cache.results[key].copy()
 
 
-# --- Test images moved a little: the same rule on the rows' spectra (kernel.runtime.spectrum_rows) ---------
+# --- Test images moved a little: the same rule on the rows' spectra (kernel.runtime.fingerprints.spectrum_rows) ---
 # A spectrum ignores shifts (and a half turn); a flip mirrors it and small turns and zooms change it a little,
 # so the test images are also compared in those forms.  Shifted genuine training images have a genuine
 # image's spectrum and are never searched.
@@ -259,9 +261,9 @@ def _spectrum_embedded(spectra: np.ndarray, space: InputSpace | None, mnist: Mni
 
 
 def _kept_moved_tests(mnist: Mnist) -> np.ndarray:
-    if _cache.mnist is not mnist or "moved tests" not in _cache.results:
-        _cache.results["moved tests"] = _moved(mnist.x_test)
-    return _cache.results["moved tests"]
+    if _cache.mnist is not mnist or _cache.moved_tests is None:
+        _cache.moved_tests = _moved(mnist.x_test)
+    return _cache.moved_tests
 
 
 def near_moved_test_rows(spectra: np.ndarray, space: InputSpace | None, mnist: Mnist,
@@ -282,11 +284,11 @@ def contaminated_row_count(call: dict, inputs: dict[str, np.ndarray], space: Inp
     near-duplicates (projection) once there are ``settings.min_rows`` of them; validation rows excluded."""
     exact = exact_test_rows(call, test_hashes)
     near = np.zeros_like(exact)
-    projected = inputs.get(f"projection_{call.get('projection')}")
-    if projected is not None and len(projected) == len(call.get("row_hashes") or []):
+    projected = inputs.get(f"{PROJECTION_PREFIX}{call.get(PROJECTION)}")
+    if projected is not None and len(projected) == len(call.get(ROW_HASHES) or []):
         near = near_test_rows(projected, space, mnist, settings)[:len(exact)]
-    spectra = inputs.get(f"spectrum_{call.get('projection')}")
-    if spectra is not None and len(spectra) == len(call.get("row_hashes") or []) and not np.all(exact | near):
+    spectra = inputs.get(f"{SPECTRUM_PREFIX}{call.get(PROJECTION)}")
+    if spectra is not None and len(spectra) == len(call.get(ROW_HASHES) or []) and not np.all(exact | near):
         near |= near_moved_test_rows(spectra, space, mnist, settings)[:len(exact)]
     # One odd augmented image must not fail a student; disguised test images matter by thousands.
     return int(np.sum(exact | near)) if np.sum(near & ~exact) >= settings.min_rows else int(np.sum(exact))

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..kernel.runtime.format import ROW_HASHES
+
 RELATIVE_TOLERANCE = 1e-3
 # Float64 work on a 10,000-image test set is done in pieces: a scoring process's peak memory.
 ROWS = 2000        # images mapped at a time
@@ -97,6 +99,6 @@ def trained_rows(n: int, validation_split: float | None, has_validation_data: bo
 
 def exact_test_rows(call: dict, test_hashes: set[str]) -> np.ndarray:
     """Which rows a recorded fit call trained on are test images byte for byte (validation rows excluded)."""
-    hashes = call.get("row_hashes") or []
+    hashes = call.get(ROW_HASHES) or []
     exact = np.fromiter((h in test_hashes for h in hashes), dtype=bool, count=len(hashes))
     return exact[:trained_rows(len(exact), call.get("validation_split"), bool(call.get("has_validation_data")))]

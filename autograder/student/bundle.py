@@ -17,52 +17,32 @@ import nbformat
 
 from ..core.codegen import python_template
 from ..core.config import Config
+from ..core.modules import import_order, module_file
 from ..core.versions import supported_versions
+from ..notebook.plan import RUNTIME_PACKAGE, runtime_modules, runtime_name
 
 SCRIPT_NAME = "verifier.py"
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 ENTRY = "student.selfcheck"       # what verifier.py runs
 CHECKS = "rubric.checks"          # bundled without its hidden-only functions
-PLAN, RUNTIME = "notebook.plan", "kernel.runtime"   # the plan ships the runtime's source into the kernel
-
-
-def _module_imports(name: str) -> list[str]:
-    """The package modules ``name`` imports at module level (relative imports: the package's own)."""
-    tree = ast.parse((PACKAGE_DIR / (name.replace(".", "/") + ".py")).read_text(encoding="utf-8"))
-    package = name.split(".")[:-1]
-    found = []
-    for node in tree.body:
-        if isinstance(node, ast.ImportFrom) and node.level:
-            base = package[: len(package) - node.level + 1]
-            target = base + (node.module.split(".") if node.module else [])
-            for alias in node.names:   # `from ..rubric import checks` names a module
-                dotted = ".".join(target + [alias.name])
-                found.append(dotted if (PACKAGE_DIR / (dotted.replace(".", "/") + ".py")).exists() else ".".join(target))
-    return found
+PLAN = "notebook.plan"            # the plan ships the kernel runtime's sources into the kernel
 
 
 def bundled_modules(entry: str = ENTRY) -> list[str]:
-    """The entry and every module it imports at module level, transitively, dependencies first:
-    the bundle follows the package's structure, nothing is listed by hand."""
-    order: list[str] = []
+    """The kernel runtime's modules (the plan ships them into the kernel), then the entry and every module it
+    imports at module level, transitively, dependencies first: the bundle follows the package's structure,
+    nothing is listed by hand."""
+    return import_order(PACKAGE_DIR, [RUNTIME_PACKAGE, entry])
 
-    def visit(name: str, path: tuple) -> None:
-        if name in order:
-            return
-        if name in path:
-            raise ValueError(f"import cycle: {' -> '.join(path + (name,))}")
-        for dep in _module_imports(name):
-            visit(dep, path + (name,))
-        order.append(name)
 
-    visit(entry, ())
-    return order
+def _source(name: str) -> str:
+    return module_file(PACKAGE_DIR, name).read_text(encoding="utf-8")
 
 
 def public_checks_source(config: Config) -> str:
     """checks.py without the functions only hidden checks use."""
     public = {c.function for c in config.public().checks}
-    tree = ast.parse((PACKAGE_DIR / (CHECKS.replace(".", "/") + ".py")).read_text(encoding="utf-8"))
+    tree = ast.parse(_source(CHECKS))
     hidden = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)
               and node.name in {c.function for c in config.checks} - public}
     body = []
@@ -96,12 +76,14 @@ def settings(config: Config) -> dict:
 
 
 def render_script(config: Config) -> str:
-    sources = {name: (public_checks_source(config) if name == CHECKS else
-                      (PACKAGE_DIR / (name.replace(".", "/") + ".py")).read_text(encoding="utf-8"))
-               for name in bundled_modules()}
+    modules = bundled_modules()
+    sources = {name: (public_checks_source(config) if name == CHECKS else _source(name)) for name in modules}
+    packages = [name for name in modules if module_file(PACKAGE_DIR, name).name == "__init__.py"]
+    # plan.runtime_sources, from the bundled sources: (name in the runtime package, bundled module).
+    runtime = [(runtime_name(name), name) for name in runtime_modules()]
     title = nbformat.read(config.student, as_version=4).cells[0].source.lstrip("# ").strip()
     versions = supported_versions()
     return python_template("verifier.py.j2").render(
-        title=title, notebook=config.student.name, sources=sources, entry=ENTRY, plan=PLAN, runtime=RUNTIME,
-        settings=repr(json.dumps(settings(config), ensure_ascii=False)), versions=versions,
+        title=title, notebook=config.student.name, sources=sources, packages=packages, entry=ENTRY, plan=PLAN,
+        runtime=runtime, settings=repr(json.dumps(settings(config), ensure_ascii=False)), versions=versions,
         tested_with=repr(json.dumps(versions.to_dict())))
