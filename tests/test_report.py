@@ -4,7 +4,7 @@ import html
 
 from autograder.core.config import load_config
 from autograder.core.results import CheckOutcome, Event, EventKind, GradeReport, QuestionMeasurement, Status
-from autograder.pipeline.report import render_feedback
+from autograder.pipeline.feedback import render_feedback
 
 CONFIG = load_config()
 

@@ -5,7 +5,7 @@ fixed sample of genuine training images, beside models that also trained on test
 
 Trains each form of honest training students use (the notebook's q1-q4 models, subsets, a validation
 split, augmented images, longer training) and a few contaminated ones, in this process, and prints the
-ratio test loss / training loss that the scoring process measures (rubric/artifacts.py, _evaluate).
+ratio test loss / training loss that the scoring process measures (rubric/evaluation.py, evaluate).
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def main(argv=None) -> int:
     import tensorflow as tf
 
     from autograder.core.mnist_data import load_mnist
-    from autograder.rubric.artifacts import TRAIN_SAMPLE_STRIDE, _mean_loss
+    from autograder.rubric.evaluation import TRAIN_SAMPLE_STRIDE, _mean_loss
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)

@@ -1,32 +1,20 @@
-"""The class report's plots: matplotlib figures as SVG data URIs, so the page needs no other file.
-
-Text is drawn as paths (matplotlib's default ``svg.fonttype``), so no font is loaded either; the
-SVG carries no date, so a page rebuilt from the same results is the same page.
-"""
+"""The class report's plots: matplotlib figures as SVG data URIs (core/figures.py), so the page needs
+no other file."""
 
 from __future__ import annotations
 
-import base64
-import io
 from collections import Counter
 
-import matplotlib
 from matplotlib.figure import Figure
 
-BLUE, RED, GREEN, GREY = "#1f6feb", "#cf222e", "#1a7f37", "#57606a"
+from ..core.figures import GREY, style, svg_uri
+
+BLUE, RED, GREEN = "#1f6feb", "#cf222e", "#1a7f37"
 FAR_BELOW = 0.15   # the accuracy plot starts this far below the lowest threshold
-STYLE = {"font.size": 9, "axes.spines.top": False, "axes.spines.right": False, "svg.fonttype": "path",
-         "svg.hashsalt": "autograder"}
-
-
-def _uri(fig: Figure) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
-    return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def totals_histogram(totals: list[float], max_score: float) -> str:
-    with matplotlib.rc_context(STYLE):
+    with style():
         fig = Figure(figsize=(9, 2.6))
         ax = fig.subplots()
         ax.hist(totals, bins=[i for i in range(int(max_score) + 2)], color=BLUE, edgecolor="white", align="left")
@@ -39,12 +27,12 @@ def totals_histogram(totals: list[float], max_score: float) -> str:
         ax.set_xlim(-0.7, max_score + 0.7)
         ax.set_xticks(range(int(max_score) + 1))
         ax.yaxis.get_major_locator().set_params(integer=True)
-        return _uri(fig)
+        return svg_uri(fig)
 
 
 def question_points(points: dict[str, list[float]], max_points: dict[str, float]) -> str:
     """One bar chart per question: how many submissions got each number of points."""
-    with matplotlib.rc_context(STYLE):
+    with style():
         fig = Figure(figsize=(9, 2.3))
         axes = fig.subplots(1, len(points), squeeze=False, sharey=True)[0]
         for ax, (q, values) in zip(axes, points.items()):
@@ -57,7 +45,7 @@ def question_points(points: dict[str, list[float]], max_points: dict[str, float]
             ax.yaxis.get_major_locator().set_params(integer=True)
         axes[0].set_ylabel("copies")
         fig.tight_layout()
-        return _uri(fig)
+        return svg_uri(fig)
 
 
 def accuracy_strips(accuracies: dict[str, list[tuple[float, bool]]], thresholds: dict[str, float]) -> str:
@@ -66,7 +54,7 @@ def accuracy_strips(accuracies: dict[str, list[tuple[float, bool]]], thresholds:
     ``accuracies`` holds (accuracy, trained on test images) pairs: such a model is drawn as a cross,
     whatever its accuracy, since its accuracy check failed.
     """
-    with matplotlib.rc_context(STYLE):
+    with style():
         fig = Figure(figsize=(9, 0.9 + 0.8 * len(accuracies)))
         axes = fig.subplots(len(accuracies), 1, squeeze=False, sharex=True)[:, 0]
         # Far below every threshold nothing needs reading: such accuracies are drawn at the left edge, as ◀.
@@ -92,4 +80,4 @@ def accuracy_strips(accuracies: dict[str, list[tuple[float, bool]]], thresholds:
             ax.set_xlim(low, 1.0)
         axes[-1].set_xlabel("précision mesurée sur les 10 000 images de test")
         fig.tight_layout()
-        return _uri(fig)
+        return svg_uri(fig)

@@ -22,7 +22,7 @@ from ..core import messages
 from ..core.codegen import TEMPLATES
 from ..core.config import Config
 from ..core.files import write_atomic
-from ..core.results import GradeReport, QuestionMeasurement, Status
+from ..core.results import GradeReport, QuestionMeasurement, Status, most_confused
 from . import charts
 from .roster import Matched, Student, match, write_exports
 from .similarity import Pair, class_code, suspected_copies
@@ -87,13 +87,9 @@ def load_reports(out: Path, config: Config) -> list[GradeReport]:
     return reports
 
 
-def thresholds(config: Config) -> dict[str, float]:
-    return {c.question: float(c.params["threshold"]) for c in config.checks if "threshold" in c.params}
-
-
 def _measured_flags(report: GradeReport, config: Config) -> list[Flag]:
     flags = []
-    limits, margin = thresholds(config), config.class_report.near_threshold
+    limits, margin = config.thresholds(), config.class_report.near_threshold
     for q in config.question_ids:
         measured = report.measurements.get(q) or QuestionMeasurement()
         test_rows = measured.test_rows
@@ -175,7 +171,7 @@ def _accuracies(reports: list[GradeReport], question: str) -> list[tuple[float, 
 
 def _plots(data: ClassData) -> dict[str, str]:
     config = data.config
-    limits = thresholds(config)
+    limits = config.thresholds()
     accuracies = {q: _accuracies(data.reports, q) for q in config.question_ids if q in limits}
     return {
         "totals": charts.totals_histogram([r.score for r in data.reports], sum(c.points for c in config.checks)),
@@ -185,10 +181,23 @@ def _plots(data: ClassData) -> dict[str, str]:
     }
 
 
+def _confusions(data: ClassData) -> list[dict]:
+    """Per question, the class's confusion matrix: every measured model's, summed (which digits the class confuses)."""
+    out = []
+    for q in data.config.question_ids:
+        matrices = [r.measurements[q].confusion for r in data.reports
+                    if r.status not in NOT_RUN and q in r.measurements and r.measurements[q].confusion]
+        if matrices:
+            total = [[sum(m[t][p] for m in matrices) for p in range(10)] for t in range(10)]
+            out.append({"question": q, "models": len(matrices), "matrix": total, "confused": most_confused(total)})
+    return out
+
+
 def render(data: ClassData) -> str:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]))
     return env.get_template("class_report.html.j2").render(
         d=data, s=summary(data), checks=check_rates(data), questions=_questions(data), plots=_plots(data),
+        confusions=_confusions(data),
         status_text=messages.STATUS_TEXT, flag_kinds=messages.FLAG_KINDS, missing_flag=messages.FLAG_MISSING)
 
 

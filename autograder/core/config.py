@@ -19,6 +19,7 @@ class Check:
     description: str       # French, shown to students
     visibility: str = "visible"   # "visible" checks run in the self-check too
     params: dict = field(default_factory=dict)
+    hint: str = ""         # French: what to try when the check fails (the feedback page)
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,17 @@ class ClassReport:
 
 
 @dataclass(frozen=True)
+class Feedback:
+    """What each question of a student's feedback page shows, computed in the scoring process."""
+    accuracy: bool = True        # the test accuracy the grader measured, beside the rubric's threshold
+    model: bool = True           # the model as graded: its layers, output and parameter count
+    training: bool = True        # each recorded training and its learning curves
+    confusion: bool = True       # the confusion matrix on the test images, the digits confused most
+    mistakes: bool = True        # test images the model got wrong
+    hints: bool = True           # for a failed check, what to try
+
+
+@dataclass(frozen=True)
 class Config:
     root: Path
     name: str
@@ -108,6 +120,7 @@ class Config:
     contamination: Contamination = Contamination()
     generalization: Generalization = Generalization()
     class_report: ClassReport = ClassReport()
+    feedback: Feedback = Feedback()
 
     @property
     def checks(self) -> tuple[Check, ...]:
@@ -116,6 +129,10 @@ class Config:
     @property
     def question_ids(self) -> tuple[str, ...]:
         return tuple(q.id for q in self.questions)
+
+    def thresholds(self) -> dict[str, float]:
+        """Each question's test accuracy threshold, where a check of the rubric sets one."""
+        return {c.question: float(c.params["threshold"]) for c in self.checks if "threshold" in c.params}
 
     def public(self) -> Config:
         """The same rubric with only the checks students may see before grading."""
@@ -139,6 +156,7 @@ def load_config(path: Path | str | None = None) -> Config:
                 description=c["description"],
                 visibility=c.get("visibility", "visible"),
                 params=dict(c.get("params", {})),
+                hint=c.get("hint", ""),
             )
             for i, c in enumerate(q.get("check", []), start=1)
         )
@@ -155,6 +173,7 @@ def load_config(path: Path | str | None = None) -> Config:
         contamination=Contamination(**raw.get("contamination", {})),
         generalization=Generalization(**raw.get("generalization", {})),
         class_report=_class_report(raw.get("class_report", {})),
+        feedback=Feedback(**raw.get("feedback", {})),
     )
 
 

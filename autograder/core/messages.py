@@ -11,6 +11,21 @@ STATUS_TEXT = {
     "grader_error": "erreur interne du correcteur",
 }
 PASSED = "Réussie."
+MEASURED = "Mesuré par le correcteur : "   # starts what results.json adds to a check's output
+
+
+def measured(accuracy: float | None, threshold: float, confused: list[tuple[int, int, int]]) -> str:
+    """The figures of a question, in a check's output text (results.json, Gradescope)."""
+    parts = [] if accuracy is None else [
+        f"précision {accuracy * 100:.2f} % sur les 10 000 images de test (seuil {threshold * 100:g} %)"]
+    if confused:
+        parts.append("confusions les plus fréquentes : " + ", ".join(
+            f"un {t} pris pour un {p} ({n} fois)" for t, p, n in confused))
+    return MEASURED + " ; ".join(parts) + "." if parts else ""
+
+
+TRAINING_VIA = {"fit": "model.fit", "train_on_batch": "model.train_on_batch",
+                "custom_loop": "boucle d'entraînement écrite à la main"}
 GRADER_FAILURE = "erreur interne du correcteur, signalez-la à l'enseignant"
 CHECK_NOT_RUN = "Vérification non exécutée (erreur du correcteur)."
 HIDDEN_NOTICE = ("Attention : ces vérifications publiques ne sont qu'une partie de la correction. "

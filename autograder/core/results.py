@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 
 from . import messages
-from .config import Check, Config
+from .config import Check, Config, Question
 
 
 class Status(StrEnum):
@@ -60,6 +60,7 @@ class CheckResult:
     """A rubric check of grading.toml and its outcome."""
     check: Check
     outcome: CheckOutcome
+    measured: str = ""         # French: the question's figures, for an accuracy check's output
 
     number = property(lambda self: self.check.number)
     description = property(lambda self: self.check.description)     # French, from grading.toml
@@ -79,9 +80,12 @@ class CheckResult:
 
 @dataclass(frozen=True)
 class QuestionResult:
-    id: str
-    title: str
+    """A question of the rubric and its checks' results."""
+    question: Question
     checks: tuple[CheckResult, ...]
+
+    id = property(lambda self: self.question.id)
+    title = property(lambda self: self.question.title)   # French, from grading.toml
 
     @property
     def score(self) -> float:
@@ -104,6 +108,22 @@ class FitMeasurement:
     samples: int | None = None
     test_rows: int | None = None     # rows of the training data that are test images
     unreadable: str | None = None    # French: why the training data could not be examined
+    history: dict[str, list[float]] = field(default_factory=dict)   # per epoch, as training reported it
+
+
+@dataclass(frozen=True)
+class LayerMeasurement:
+    kind: str                        # the Keras class: "Dense", "BatchNormalization", ...
+    units: int | None = None
+    activation: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelMeasurement:
+    """The model as graded, read from its capture."""
+    layers: tuple[LayerMeasurement, ...] = ()
+    output_units: int | None = None
+    params: int | None = None
 
 
 @dataclass(frozen=True)
@@ -124,6 +144,9 @@ class QuestionMeasurement:
     unaccounted: tuple[str, ...] = ()    # French: weight changes no recorded training explains
     model_refused: str | None = None     # French: why the model was not loaded
     generalization: GeneralizationMeasurement | None = None
+    model: ModelMeasurement | None = None
+    confusion: tuple[tuple[int, ...], ...] = ()    # on the test images: rows true digit, columns predicted
+    mistakes: tuple[tuple[int, int, int], ...] = ()   # (test image index, true digit, predicted digit)
 
     @property
     def test_rows(self) -> int:
@@ -134,21 +157,42 @@ class QuestionMeasurement:
         return sorted({f.unreadable for f in self.fits if f.unreadable})
 
     def to_dict(self) -> dict:
-        data = asdict(self)
-        data["fits"], data["unaccounted"] = [asdict(f) for f in self.fits], list(self.unaccounted)
-        return data
+        return asdict(self)     # tuples become lists in JSON
 
     @classmethod
     def from_dict(cls, data: dict) -> QuestionMeasurement:
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
-        fit_fields = {f.name for f in fields(FitMeasurement)}
-        values["fits"] = tuple(FitMeasurement(**{k: v for k, v in f.items() if k in fit_fields})
-                               for f in data.get("fits", ()))
+        """Read back from results.json; fields a report of an older version lacks take their defaults."""
+        values = _known(cls, data)
+        values["fits"] = tuple(FitMeasurement(**_known(FitMeasurement, f)) for f in data.get("fits", ()))
         values["unaccounted"] = tuple(data.get("unaccounted") or ())
-        general = data.get("generalization")
+        general, model = data.get("generalization"), data.get("model")
         values["generalization"] = GeneralizationMeasurement(**general) if general else None
+        values["model"] = model and ModelMeasurement(
+            tuple(LayerMeasurement(**_known(LayerMeasurement, layer)) for layer in model.get("layers", ())),
+            model.get("output_units"), model.get("params"))
+        values["confusion"] = tuple(tuple(row) for row in data.get("confusion") or ())
+        values["mistakes"] = tuple(tuple(m) for m in data.get("mistakes") or ())
         return cls(**values)
+
+
+def _figures(check: Check, measured: QuestionMeasurement | None, config: Config) -> str:
+    """What the grader measured of the question, told with the check that judges its accuracy."""
+    shown = config.feedback
+    if measured is None or "threshold" not in check.params:
+        return ""
+    return messages.measured(measured.accuracy if shown.accuracy else None, float(check.params["threshold"]),
+                             most_confused(measured.confusion) if shown.confusion else [])
+
+
+def most_confused(confusion, n: int = 3) -> list[tuple[int, int, int]]:
+    """(true digit, predicted digit, count) of the ``n`` most frequent confusions, most frequent first."""
+    pairs = [(count, t, p) for t, row in enumerate(confusion) for p, count in enumerate(row) if t != p and count]
+    return [(t, p, count) for count, t, p in sorted(pairs, key=lambda x: (-x[0], x[1], x[2]))[:n]]
+
+
+def _known(cls, data: dict) -> dict:
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
 
 
 @dataclass(frozen=True)
@@ -169,9 +213,10 @@ class GradeReport:
            failure: str | None = None, events=(), notes=(), **run) -> GradeReport:
         """The report, once: every rubric check appears, with score 0 where it could not run, so totals
         compare; ``run`` holds what execution and scoring measured (measurements, duration_s, ...)."""
-        outcomes = outcomes or {}
-        questions = tuple(QuestionResult(q.id, q.title, tuple(
-            CheckResult(c, outcomes.get(c.number) or CheckOutcome(c.number, False, messages.not_graded(failure)))
+        outcomes, measurements = outcomes or {}, run.get("measurements", {})
+        questions = tuple(QuestionResult(q, tuple(
+            CheckResult(c, outcomes.get(c.number) or CheckOutcome(c.number, False, messages.not_graded(failure)),
+                        _figures(c, measurements.get(q.id), config))
             for c in q.checks)) for q in config.questions)
         return cls(submission, Status(status), questions, tuple(events), tuple(notes), failure, **run)
 
@@ -208,7 +253,7 @@ class GradeReport:
             "notes": list(self.notes),
             "tests": [{
                 "name": f"{c.number} {c.description}", "number": c.number, "score": c.score,
-                "max_score": c.max_score, "output": c.message,
+                "max_score": c.max_score, "output": "\n".join(filter(None, (c.message, c.measured))),
                 "visibility": "visible" if c.visible else "after_published",
                 "status": "passed" if c.passed else "failed",
             } for c in self.checks],
@@ -223,7 +268,8 @@ class GradeReport:
     @classmethod
     def from_gradescope_dict(cls, data: dict, config: Config) -> GradeReport:
         """A report written earlier (``--resume``), read back against the rubric it was graded with."""
-        outcomes = {t["number"]: CheckOutcome(t["number"], t.get("status") == "passed", t.get("output", ""))
+        outcomes = {t["number"]: CheckOutcome(t["number"], t.get("status") == "passed",
+                                              t.get("output", "").split("\n" + messages.MEASURED)[0])
                     for t in data.get("tests", []) if "number" in t}
         extra = data.get("extra_data") or {}
         return cls.of(config, data.get("submission", ""), Status(data.get("status", "ok")), outcomes,

@@ -32,7 +32,7 @@ from ..rubric.artifacts import load_question
 from ..core.environment import kernel_env
 from ..core.mnist_data import CACHE_FILE, MnistError, ensure_mnist, from_cache
 from ..notebook.memo import PrefixMemo, memo_key, read_memo
-from ..notebook.plan import preamble_source, RUNTIME_MODULE
+from ..notebook.plan import RUNTIME_MODULE, StepKind, preamble_source
 from ..notebook.prepare import not_run_reasons
 from ..pipeline.stages import Pipeline, Prepare, Replay, Work
 
@@ -77,7 +77,7 @@ def instrumented_notebook(submission: nbformat.NotebookNode, template: nbformat.
     cells = []
     for step in planning(Work(submission, capture_dir)).steps:
         cell = nbformat.v4.new_code_cell(step.source)
-        if step.kind == "capture":
+        if step.kind == StepKind.CAPTURE:
             cell.metadata[OTTER_METADATA] = {"tests": [step.question]}
         cells.append(cell)
     # Questions with no cell at all are checked by otter at the end, as not run.

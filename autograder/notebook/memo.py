@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 
-from .plan import STEPS_PER_EXECUTION, Step, runtime_call, runtime_sources
+from .plan import STEPS_PER_EXECUTION, Step, StepKind, runtime_call, runtime_sources
 
 # A cell is replayed only if running it took this long: a replay costs a few milliseconds.
 MIN_SECONDS = 0.5
@@ -67,9 +67,9 @@ def instructor_prefix(steps: list[Step]) -> list[int]:
     """Indexes of the plan's cells that run before anything a student wrote, or any question."""
     prefix = []
     for i, step in enumerate(steps):
-        if step.kind == "preamble":
+        if step.kind == StepKind.PREAMBLE:
             continue
-        if step.kind != "cell" or step.cell.role != "instructor" or step.question is not None:
+        if step.kind != StepKind.CELL or step.cell.role != "instructor" or step.question is not None:
             break
         prefix.append(i)
     return prefix
@@ -80,8 +80,8 @@ def recording_steps(steps: list[Step], directory: Path) -> list[Step]:
     recorded = [steps[0]]
     for i in instructor_prefix(steps):
         path = str(directory / f"{steps[i].position}.pkl")
-        recorded += [Step("memo", runtime_call("memo_snapshot")), steps[i],
-                     Step("memo", runtime_call("memo_record", path, MIN_SECONDS))]
+        recorded += [Step(StepKind.MEMO, runtime_call("memo_snapshot")), steps[i],
+                     Step(StepKind.MEMO, runtime_call("memo_record", path, MIN_SECONDS))]
     return recorded
 
 

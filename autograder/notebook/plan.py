@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from ..core.modules import import_order, module_file
@@ -25,9 +26,17 @@ SYNTAX_ERRORS = ("SyntaxError", "IndentationError", "TabError")   # a cell that 
 STEPS_PER_EXECUTION = 128
 
 
+class StepKind(StrEnum):
+    PREAMBLE = "preamble"      # the hidden first cell: offline MNIST, seeds, the recorder
+    BEGIN = "begin"            # before a question's cells
+    CELL = "cell"              # a cell of the notebook
+    CAPTURE = "capture"        # after a question's last cell: its artifacts exported
+    MEMO = "memo"              # only while recording the instructor's first cells (memo.py)
+
+
 @dataclass(frozen=True)
 class Step:
-    kind: str                  # "preamble", "begin", "cell", "capture"; "memo" only while recording (memo.py)
+    kind: StepKind
     source: str
     question: str | None = None
     cell: PlannedCell | None = None
@@ -35,7 +44,7 @@ class Step:
 
     @property
     def hidden(self) -> bool:
-        return self.kind != "cell"
+        return self.kind != StepKind.CELL
 
 
 def runtime_modules() -> list[str]:
@@ -96,7 +105,7 @@ def should_run(cell: PlannedCell) -> bool:
 
 
 def build_plan(cell_map: CellMap, preamble: str) -> list[Step]:
-    steps = [Step("preamble", preamble)]
+    steps = [Step(StepKind.PREAMBLE, preamble)]
     runnable = [(i, c) for i, c in enumerate(cell_map.cells) if should_run(c)]
     last_of = {}
     for i, c in runnable:
@@ -108,10 +117,10 @@ def build_plan(cell_map: CellMap, preamble: str) -> list[Step]:
         # added: a question is graded on the model its own cell works on.
         if c.question is not None and (c.question, c.exercise) != current:
             given = list(cell_map.given.get(c.question, ())) if c.exercise else []
-            steps.append(Step("begin", runtime_call("begin", c.question, c.exercise, given), c.question))
+            steps.append(Step(StepKind.BEGIN, runtime_call("begin", c.question, c.exercise, given), c.question))
         current = (c.question, c.exercise)
-        steps.append(Step("cell", c.source, c.question, c, i))
+        steps.append(Step(StepKind.CELL, c.source, c.question, c, i))
         if c.question is not None and last_of[c.question] == i:
-            steps.append(Step("capture", runtime_call("capture", c.question), c.question))
+            steps.append(Step(StepKind.CAPTURE, runtime_call("capture", c.question), c.question))
             current = None
     return steps

@@ -19,6 +19,7 @@ import nbformat
 from ..core import messages
 from ..core.config import Config, LimitOverrides, load_config
 from ..core.files import write_atomic
+from ..core.mnist_data import shared_mnist
 from ..core.results import GradeReport, QuestionMeasurement, Status
 from ..notebook.load import load_submission
 from ..notebook.plan import preamble_source
@@ -139,7 +140,7 @@ def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
                             sandbox=dict(launcher.policy.isolation(), forked=server is not None))
     executed = executed_notebook(sub.notebook, work.prepared.cell_map, outputs=result.outputs,
                                  counts=result.execution_counts, limit=config.limits.output_limit)
-    write_submission_reports(job.out_dir, config, report, executed)
+    write_submission_reports(job.out_dir, config, report, executed, shared_mnist(job.mnist.parent))
     _write_timings(job.out_dir, result.seconds)
     return report
 

@@ -10,30 +10,15 @@ import json
 from pathlib import Path
 
 import nbformat
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from ..core.codegen import TEMPLATES
 from ..core.config import Config
 from ..core.files import write_atomic
-from ..core import messages
-from ..core.results import GradeReport, Status
+from ..core.mnist_data import Mnist
+from ..core.results import GradeReport
 from ..notebook.mapping import CellMap
+from .feedback import render_feedback
 
 PLAN_KEY = "autograder_plan"   # executed.ipynb cell metadata: role, question, exercise
-
-
-def render_feedback(config: Config, report: GradeReport) -> str:
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]))
-    questions = [{
-        "id": q.id, "title": q.title, "score": q.score, "max_score": q.max_score, "checks": q.checks,
-        "events": [messages.sentence(e.message) for e in report.events if e.question == q.id],
-    } for q in report.questions]
-    notes = list(report.notes) + [e.message for e in report.events if e.question is None]
-    if report.status == Status.INVALID_NOTEBOOK:
-        notes.insert(0, report.output)
-    return env.get_template("feedback.html.j2").render(
-        r=report, assignment=config.name, notes=notes, questions=questions,
-        status_text=messages.STATUS_TEXT.get(report.status, report.status))
 
 
 def _trim(outputs: list, limit: int) -> list:
@@ -74,9 +59,9 @@ def executed_notebook(original: nbformat.NotebookNode, cell_map: CellMap, *, out
 
 
 def write_submission_reports(out_dir: Path, config: Config, report: GradeReport,
-                             executed: nbformat.NotebookNode | None) -> None:
+                             executed: nbformat.NotebookNode | None, mnist: Mnist | None = None) -> None:
     if executed is not None:
         write_atomic(out_dir / "executed.ipynb", nbformat.writes(executed))
-    write_atomic(out_dir / "feedback.html", render_feedback(config, report))
+    write_atomic(out_dir / "feedback.html", render_feedback(config, report, mnist))
     # results.json last: its presence marks the submission as graded (resume relies on it).
     write_atomic(out_dir / "results.json", json.dumps(report.to_gradescope_dict(), ensure_ascii=False, indent=1))

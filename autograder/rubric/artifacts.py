@@ -18,9 +18,10 @@ import numpy as np
 from ..core import messages
 from ..core.config import Contamination
 from ..core.mnist_data import Mnist
-from ..kernel.runtime.fingerprints import array_sha256, row_hashes
+from ..kernel.runtime.fingerprints import row_hashes
 from ..kernel.runtime.format import (CALLS, CALLS_FILE, EVALUATE_X, FIT_HEAD_X, GRAPH_EXPORT, GRAPH_EXPORTED,
                                      INPUTS_FILE, META, MODEL_FILE, MODEL_SAVED, MODEL_UID, PREDICT_X)
+from .evaluation import Generalization, digest, evaluate, kept
 from .graph_model import UnsafeModel, load_graph_model
 from .inputs import InputSpace, exact_test_rows, fit_input_space, trained_rows
 
@@ -39,6 +40,7 @@ class Layer:
 class ModelInfo:
     layers: tuple[Layer, ...]        # flattened, InputLayer excluded
     output_units: int | None
+    params: int | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class FitCall:
     raised: str | None = None
     unreadable: str | None = None    # French: the data Keras iterated, when it could not be examined
     via: str = "fit"                 # "fit", or training outside it: "train_on_batch", "custom_loop"
+    history: dict = field(default_factory=dict)   # per epoch, as the fit reported it (History.history)
 
 
 @dataclass(frozen=True)
@@ -59,20 +62,6 @@ class Prediction:
     question: str | None
     kind: str                        # "predict" or "evaluate"
     samples: int | None
-
-
-@dataclass(frozen=True)
-class Generalization:
-    """How the model does on the genuine test images against genuine training images (a fixed sample),
-    measured here: a model trained on test images does better on them than on images it trained on."""
-    test_loss: float
-    train_loss: float
-    test_accuracy: float
-    train_accuracy: float
-
-    @property
-    def ratio(self) -> float:
-        return self.test_loss / self.train_loss if self.train_loss > 0 else float("inf")
 
 
 @dataclass
@@ -90,6 +79,7 @@ class QuestionArtifacts:
     accuracy_note: str | None = None
     unaccounted: list[str] = field(default_factory=list)    # French: weight changes no recorded training explains
     generalization: Generalization | None = None
+    predicted: np.ndarray | None = None     # each genuine test image's predicted digit
 
     @property
     def question_fits(self) -> list[FitCall]:
@@ -130,7 +120,11 @@ def describe_model(model) -> ModelInfo:
         output_units = int(out[-1]) if out and out[-1] is not None else None
     except Exception:
         output_units = None
-    return ModelInfo(tuple(layers), output_units)
+    try:
+        params = int(model.count_params())
+    except Exception:  # noqa: BLE001 - a model Keras cannot count is described without it
+        params = None
+    return ModelInfo(tuple(layers), output_units, params)
 
 
 # How a saved config refers to Python code written in the notebook, which safe_mode rightly refuses to run.
@@ -185,7 +179,16 @@ def _fit_call(raw: dict, test_rows: int) -> FitCall:
         test_rows=test_rows,
         raised=raw.get("raised"),
         unreadable=_unreadable(raw.get("x") or {}),
+        history=_history(raw.get("history")),
     )
+
+
+def _history(raw) -> dict[str, list[float]]:
+    """The recorded per-epoch figures, numbers only (the recording came from the student's kernel)."""
+    if not isinstance(raw, dict):
+        return {}
+    return {str(k): [float(v) for v in values] for k, values in raw.items()
+            if isinstance(values, list) and all(isinstance(v, (int, float)) for v in values)}
 
 
 def _training_outside_fit(raw: dict, test_rows: int) -> FitCall:
@@ -258,79 +261,6 @@ def _fit_steps(call: dict) -> int | None:
     return per_epoch * epochs if per_epoch is not None and isinstance(epochs, int) else None
 
 
-class _Kept:
-    """What a scoring session keeps from one question to the next, for the one MNIST copy it loaded
-    (core.mnist_data.shared_mnist): the questions mostly share one input space and one scaled test set.
-    Results of pure functions of the bytes they are keyed on, so a question scores the same either way."""
-    LIMIT = 2       # of each kind (key[0]): a scaled test set weighs up to 63 MB
-
-    def __init__(self):
-        self.mnist, self.entries = None, {}
-
-    def get(self, mnist: Mnist, key: tuple, compute):
-        if self.mnist is not mnist:
-            self.mnist, self.entries = mnist, {}
-        if key not in self.entries:
-            same_kind = [k for k in self.entries if k[0] == key[0]]
-            if len(same_kind) >= self.LIMIT:
-                del self.entries[same_kind[0]]
-            self.entries[key] = compute()
-        return self.entries[key]
-
-
-_kept = _Kept()
-
-
-def _digest(arr: np.ndarray) -> tuple:
-    return arr.dtype.str, arr.shape, array_sha256(arr)
-
-
-def _genuine_in(space: InputSpace, mnist: Mnist, kind: str, images: np.ndarray) -> np.ndarray:
-    """Genuine images in the student's input space, kept per ``kind`` (read-only: shared between questions)."""
-    def mapped():
-        x = space.apply(images)
-        x.flags.writeable = False
-        return x
-    key = (kind, _digest(np.asarray(space.scale)), _digest(np.asarray(space.offset)), space.shape, space.dtype)
-    return _kept.get(mnist, key, mapped)
-
-
-def _test_set_in(space: InputSpace, mnist: Mnist) -> np.ndarray:
-    return _genuine_in(space, mnist, "test set", mnist.x_test)
-
-
-TRAIN_SAMPLE_STRIDE = 6     # every sixth genuine training image: 10,000, as many as the test images
-
-
-def _train_sample_in(space: InputSpace, mnist: Mnist) -> np.ndarray:
-    """A fixed sample of the genuine training images in the student's input space."""
-    return _genuine_in(space, mnist, "train sample", mnist.x_train[::TRAIN_SAMPLE_STRIDE])
-
-
-def _probabilities(model, x: np.ndarray) -> np.ndarray:
-    return np.asarray(model.predict(x, batch_size=1000, verbose=0)).reshape(len(x), -1)
-
-
-def _mean_loss(probs: np.ndarray, labels: np.ndarray) -> float | None:
-    """Mean cross-entropy, when the outputs are class probabilities (a softmax output); else None."""
-    if probs.shape[1] != 10 or not np.all(np.isfinite(probs)) or probs.min() < 0 or \
-            not np.allclose(probs.sum(axis=1), 1, atol=1e-3):
-        return None
-    return float(-np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1.0))))
-
-
-def _evaluate(model, space: InputSpace, mnist: Mnist) -> tuple[float, Generalization | None]:
-    test = _probabilities(model, _test_set_in(space, mnist))
-    accuracy = float(np.mean(np.argmax(test, axis=1) == mnist.y_test))
-    train_labels = mnist.y_train[::TRAIN_SAMPLE_STRIDE]
-    train = _probabilities(model, _train_sample_in(space, mnist))
-    test_loss, train_loss = _mean_loss(test, mnist.y_test), _mean_loss(train, train_labels)
-    if test_loss is None or train_loss is None:
-        return accuracy, None
-    return accuracy, Generalization(round(test_loss, 6), round(train_loss, 6), accuracy,
-                                    float(np.mean(np.argmax(train, axis=1) == train_labels)))
-
-
 def _read_capture(qdir: Path) -> tuple[dict, list, dict[str, np.ndarray]]:
     """The question's call log and the arrays the kernel exported with it (unreadable arrays: none)."""
     data = json.loads((qdir / CALLS_FILE).read_text())
@@ -346,10 +276,10 @@ def _read_capture(qdir: Path) -> tuple[dict, list, dict[str, np.ndarray]]:
 
 def _test_hashes(mnist: Mnist, inputs: dict[str, np.ndarray]) -> set[str]:
     """Test images, byte for byte, in every form the student may have trained on them."""
-    hashes = set(_kept.get(mnist, ("test hashes",), lambda: row_hashes(mnist.x_test)))
+    hashes = set(kept.get(mnist, ("test hashes",), lambda: row_hashes(mnist.x_test)))
     for key in (EVALUATE_X, PREDICT_X):
         if key in inputs and len(inputs[key]) == len(mnist.x_test):
-            hashes.update(_kept.get(mnist, ("row hashes", _digest(inputs[key])), lambda: row_hashes(inputs[key])))
+            hashes.update(kept.get(mnist, ("row hashes", digest(inputs[key])), lambda: row_hashes(inputs[key])))
     return hashes
 
 
@@ -359,7 +289,7 @@ def _input_space(art: QuestionArtifacts, inputs: dict[str, np.ndarray], mnist: M
     space = None
     for key in (EVALUATE_X, PREDICT_X):
         if key in inputs:
-            found = _kept.get(mnist, ("space", "test", _digest(inputs[key])),
+            found = kept.get(mnist, ("space", "test", digest(inputs[key])),
                               lambda: fit_input_space(inputs[key], mnist.x_test))
             if found is not None:
                 space = space or found
@@ -445,6 +375,6 @@ def _measure_accuracy(art: QuestionArtifacts, model, space: InputSpace | None, m
         art.accuracy_note = messages.NO_TEST_SET
         return
     try:
-        art.accuracy, art.generalization = _evaluate(model, space, mnist)
+        art.accuracy, art.generalization, art.predicted = evaluate(model, space, mnist)
     except Exception as exc:  # noqa: BLE001
         art.accuracy_note = messages.model_not_evaluated(type(exc).__name__)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..core.config import Config
 from ..core.mnist_data import ensure_mnist
-from ..notebook.plan import Step
+from ..notebook.plan import Step, StepKind
 from .execute import execute
 from .confinement import FileView, submission_view
 from .sandbox import SandboxLauncher, kernel_interpreter, run_probe
@@ -94,7 +94,7 @@ def canary(launcher: SandboxLauncher, *, work: Path, mnist: Path, hidden: Path) 
     limits = replace(launcher.limits, max_kernel_restarts=0, cell_timeout=120, submission_timeout=240)
     log = work.parent / "canary-kernel.log"
     try:
-        result = execute([Step("cell", CELL, None, None, 0)], work, limits, kernel_log=log,
+        result = execute([Step(StepKind.CELL, CELL, None, None, 0)], work, limits, kernel_log=log,
                          launcher=SandboxLauncher(limits, launcher.view, launcher.policy))
         printed = "".join(o.get("text", "") for o in result.outputs.get(0, []))
         error = None if "canary 42" in printed else f"the cell printed {printed!r}; events: {result.events}"

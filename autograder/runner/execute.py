@@ -26,7 +26,7 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from ..core import messages
 from ..core.config import Limits
 from ..core.results import Event, EventKind, Status
-from ..notebook.plan import SYNTAX_ERRORS, Step
+from ..notebook.plan import SYNTAX_ERRORS, Step, StepKind
 from .launch import Launcher, Watcher
 from .outputs import BoundedOutputClient
 
@@ -116,7 +116,7 @@ class Runner:
             self._specs.cleanup()
             self.result.duration = time.monotonic() - start
         for i, step in enumerate(self.steps):
-            if step.kind == "cell":
+            if step.kind == StepKind.CELL:
                 cell = self.nb.cells[i]
                 self.result.outputs[step.position] = cell.get("outputs", [])
                 self.result.execution_counts[step.position] = cell.get("execution_count")
@@ -165,7 +165,7 @@ class Runner:
         try:
             for i in range(upto):
                 step = self.steps[i]
-                if i in self.skipped or step.kind in ("begin", "capture"):
+                if i in self.skipped or step.kind in (StepKind.BEGIN, StepKind.CAPTURE):
                     continue
                 if step.question in self.result.failed_questions:
                     continue
@@ -207,7 +207,7 @@ class Runner:
         if step.hidden and error:
             self.result.hidden_errors.append(
                 f"{step.kind} {step.question or ''}: {self.last_reply.get('ename')}: {self.last_reply.get('evalue')}")
-        elif step.kind == "cell" and not replay:
+        elif step.kind == StepKind.CELL and not replay:
             ename = self.last_reply.get("ename")
             if step.question and ename not in SYNTAX_ERRORS:
                 self.result.ran_questions.add(step.question)
@@ -222,7 +222,7 @@ class Runner:
         """Where a step's time is counted, for the benchmark's breakdown (timings.json)."""
         if replay:
             return "replay"
-        if step.kind in ("preamble", "capture"):
+        if step.kind in (StepKind.PREAMBLE, StepKind.CAPTURE):
             return step.kind
         return step.question or "instructor cells"
 
@@ -269,7 +269,7 @@ class Runner:
         self.result.restarts += 1
         if self.result.restarts > self.limits.max_kernel_restarts:
             for step in self.steps[i + 1:]:
-                if step.kind == "capture" and step.question not in self.result.failed_questions:
+                if step.kind == StepKind.CAPTURE and step.question not in self.result.failed_questions:
                     self.result.failed_questions.add(step.question)
                     self.result.events.append(Event(EventKind.KERNEL_DIED, step.question,
                                                     messages.too_many_restarts(step.question)))

@@ -89,10 +89,22 @@ def _wrap(kind, original):
             if kind == "fit":
                 history = getattr(result, "epoch", None)
                 entry["epochs_run"] = len(history) if history is not None else None
+                entry["history"] = _history(result)
             _state["calls"].append(entry)
         return result
 
     return _disguised(recorded, original)
+
+
+def _history(result, limit=1000):
+    """What the fit reported per epoch (History.history), numbers only: shown to the student as reported."""
+    found = {}
+    for key, values in (getattr(result, "history", None) or {}).items():
+        try:
+            found[str(key)] = [float(v) for v in list(values)[:limit]]
+        except (TypeError, ValueError):
+            continue
+    return found
 
 
 def _as_array_if_concrete(x):

@@ -1,7 +1,6 @@
 """Fixtures of the hidden suite: each question's artifacts, built in this clean process."""
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -9,7 +8,7 @@ import pytest
 from autograder.rubric.artifacts import load_question
 from autograder.core.config import load_config
 from autograder.core.mnist_data import shared_mnist
-from autograder.core.results import FitMeasurement, GeneralizationMeasurement, QuestionMeasurement
+from autograder.rubric.measures import measured
 
 
 def pytest_addoption(parser):
@@ -43,17 +42,6 @@ def artifacts(pytestconfig, config):
             for q in config.question_ids}
     out = pytestconfig.getoption("--measurements")
     if out:
-        Path(out).write_text(json.dumps({q: measured(a).to_dict() for q, a in arts.items()}, ensure_ascii=False,
-                                        indent=1))
+        Path(out).write_text(json.dumps({q: measured(a, mnist.y_test).to_dict() for q, a in arts.items()},
+                                        ensure_ascii=False, indent=1))
     return arts
-
-
-def measured(art) -> QuestionMeasurement:
-    """What the grader measured of one question, for the reports."""
-    general = art.generalization
-    return QuestionMeasurement(
-        accuracy=art.accuracy, test_inputs=art.test_inputs, note=art.accuracy_note or art.model_error,
-        fits=tuple(FitMeasurement(f.question, f.batch_size, f.epochs, f.via, f.samples, f.test_rows, f.unreadable)
-                   for f in art.fits),
-        unaccounted=tuple(art.unaccounted), model_refused=art.model_error if art.model_refused else None,
-        generalization=general and GeneralizationMeasurement(**asdict(general), ratio=round(general.ratio, 4)))
