@@ -193,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         figures[label] = {"wall_s": m.wall, "cpu_s": m.cpu, **_memory(m),
                           "per_hour": 3600 * len(batch) / m.wall, "cpu_per_submission_s": m.cpu / len(batch)}
         _print(label, figures[label], base, per=len(batch))
+    figures.update(rescoring(out / "class-2-1", len(batch), measured[2, True]))
     if args.baseline and args.pairs > 0:
         figures.update(baseline(args.baseline, batch, out, base, measured[2, True], args.pairs))
     (out / "bench.json").write_text(json.dumps(figures, indent=1))
@@ -256,6 +257,21 @@ def baseline(rev: str, batch: list[Path], out: Path, base: Measured, accelerated
     print(f"  2 workers now, over the {pairs} pairs: {wall / sum(m.wall for m in ours):.2f}x its throughput, "
           f"{sum(m.cpu for m in ours) / cpu:.2f}x its CPU", flush=True)
     return {label: figure}
+
+
+def rescoring(graded: Path, n: int, grading: Measured) -> dict[str, dict]:
+    """The class just graded with 2 workers, rescored with 2 (`autograder rescore`, no kernel), and what its kept
+    artifacts weigh."""
+    m = Measured([sys.executable, "-m", "autograder", "rescore", str(graded), "--workers", "2"],
+                 env=dict(os.environ, AUTOGRADER_CACHE=str(ROOT / ".cache")))
+    stored = sum(p.stat().st_size for p in (graded / ".kept").rglob("*") if p.is_file())
+    label = f"rescore class of {n}, 2 workers"
+    print(f"\n{label}: wall {m.wall:.1f} s, CPU {m.cpu:.1f} s: {grading.wall / m.wall:.1f}x faster than grading it; "
+          f"a class of 50 in about {m.wall + (50 - n) * m.wall / n:.0f} s at this rate (the first seconds warm "
+          f"each worker's scoring process)\n  kept artifacts: {stored / 2**20:.1f} MB for the class, "
+          f"{stored / n / 2**20:.1f} MB per submission", flush=True)
+    return {label: {"wall_s": m.wall, "cpu_s": m.cpu, "per_hour": 3600 * n / m.wall, "cpu_per_submission_s": m.cpu / n,
+                    "kept_mb_per_submission": stored / n / 2**20}}
 
 
 def _score(out: Path, name: str) -> float | None:

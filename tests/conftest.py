@@ -201,3 +201,33 @@ class GradedBatch:
     def executed(self, name: str):
         import nbformat
         return nbformat.read(self.out / name / "executed.ipynb", as_version=4)
+
+
+def variant_rubric(path: Path) -> Path:
+    """grading.toml with other thresholds and points (q3's accuracy threshold 0.93, q3.1 worth 2, q4.4 worth 3),
+    written at ``path``: its notebooks named by absolute path, since a rubric's paths are relative to it."""
+    text = (ROOT / "grading.toml").read_text(encoding="utf-8")
+    for old, new in (('master = "', f'master = "{ROOT}/'), ('student = "', f'student = "{ROOT}/'),
+                     ("params = { threshold = 0.90 }", "params = { threshold = 0.93 }"),
+                     ('function = "fit_arguments"\npoints = 3', 'function = "fit_arguments"\npoints = 2'),
+                     ('points = 2\nvisibility = "hidden"\ndescription = "Précision d\'au moins',
+                      'points = 3\nvisibility = "hidden"\ndescription = "Précision d\'au moins')):
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def rubric_b(tmp_path_factory) -> Path:
+    return variant_rubric(tmp_path_factory.mktemp("rubric") / "grading.toml")
+
+
+def graded_copy(out: Path, names: list[str], target: Path) -> Path:
+    """Some submissions of a graded folder, with its kept artifacts, as a folder of their own: hard links
+    (every write of the grader replaces a file, never changes one in place)."""
+    for name in names:
+        shutil.copytree(out / name, target / name, copy_function=os.link)
+    shutil.copytree(out / ".kept", target / ".kept", copy_function=os.link)
+    shutil.copy(out / "summary.json", target / "summary.json")
+    return target

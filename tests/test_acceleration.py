@@ -1,9 +1,12 @@
 """Acceleration changes no result, and a grading worker that dies costs no submission its grade.
 
 - The corpus graded by the suite (accelerated, the default) against the solution and the
-  single-defect notebooks graded again with `--no-accelerate`: the same check outcomes, the
-  same measured accuracies, digit for digit, and the same outputs of the instructor's cells
-  (replayed from the memo when accelerated, run when not).
+  single-defect notebooks graded again with `--no-accelerate`, under another rubric (other
+  thresholds and points): the accelerated grades rescored under that rubric from their kept
+  artifacts (`autograder rescore`) have the same check outcomes, points and outputs, the same
+  measured accuracies digit for digit and the same recorded trainings; and the same outputs of
+  the instructor's cells (replayed from the memo when accelerated, run when not).  One comparison
+  proves both: acceleration changes nothing, and a rescore gives what a regrade gives.
 - The runtime's `steps_per_execution` rule, in a plain process: which fits it accelerates, and
   that an accelerated fit leaves the same weights as the fit as written.
 - A grading worker killed while it grades: every submission still gets its grade.
@@ -25,7 +28,7 @@ import pytest
 
 from autograder.notebook.mapping import question_of
 from autograder.runner.forked import OWNER
-from tests.conftest import CELL_TIMEOUT, CORPUS, MEMORY_MB, ROOT, q1_only_notebooks
+from tests.conftest import CELL_TIMEOUT, CORPUS, MEMORY_MB, ROOT, graded_copy, q1_only_notebooks
 
 SINGLE_DEFECT = ["solution", "batch_64", "epochs_3", "no_batchnorm", "no_hidden_layer", "sigmoid_output",
                  "trained_on_test", "undertrained"]
@@ -43,17 +46,28 @@ def grade(paths, out, *options, cell_timeout=CELL_TIMEOUT):
 
 
 @pytest.fixture(scope="module")
-def unaccelerated(tmp_path_factory):
+def unaccelerated(tmp_path_factory, rubric_b):
     out = tmp_path_factory.mktemp("unaccelerated")
     proc = grade([CORPUS / f"{name}.ipynb" for name in SINGLE_DEFECT], out, "--workers", "2", "--no-accelerate",
-                 cell_timeout=PROOF_CELL_TIMEOUT)
+                 "--config", str(rubric_b), cell_timeout=PROOF_CELL_TIMEOUT)
     _, err = proc.communicate()
     assert proc.returncode == 0, err[-3000:]
     return out
 
 
+@pytest.fixture(scope="module")
+def rescored_b(graded, rubric_b, tmp_path_factory):
+    """The accelerated grades of the same notebooks, rescored under the same other rubric."""
+    out = graded_copy(graded.out, SINGLE_DEFECT, tmp_path_factory.mktemp("rescored"))
+    proc = subprocess.run([sys.executable, "-m", "autograder", "--config", str(rubric_b), "rescore", str(out)],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return out, proc.stdout
+
+
 def outcome(results: dict) -> dict:
-    """What acceleration must not change: every check's score and status, the status, every measurement."""
+    """What acceleration (and rescoring) must not change: every check's score, status and output, the
+    status, every measurement the grade depends on, every recorded training."""
     measured = results["extra_data"]["measurements"]
     return {
         "status": results["status"],
@@ -63,11 +77,12 @@ def outcome(results: dict) -> dict:
 
 
 @pytest.mark.parametrize("name", SINGLE_DEFECT)
-def test_acceleration_changes_no_check_and_no_measured_accuracy(graded, unaccelerated, name):
-    accelerated = outcome(graded.results(name))
+def test_acceleration_and_rescoring_change_no_check_and_no_measured_accuracy(rescored_b, unaccelerated, name):
+    accelerated = outcome(json.loads((rescored_b[0] / name / "results.json").read_text()))
     plain = outcome(json.loads((unaccelerated / name / "results.json").read_text()))
     assert accelerated == plain
     assert all(m[0] is not None for m in plain["measured"].values())      # accuracies were measured, not None twice
+    assert plain["checks"]["q3.1"][0] in (0, 2) and "seuil 93 %" in plain["checks"]["q3.2"][2]   # rubric B's
 
 
 def instructor_outputs(executed) -> list:

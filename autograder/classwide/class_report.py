@@ -8,10 +8,9 @@ script, nothing is fetched.
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
@@ -23,7 +22,9 @@ from ..core.codegen import TEMPLATES
 from ..core.config import Config
 from ..core.files import write_atomic
 from ..core.results import GradeReport, QuestionMeasurement, Status, most_confused
+from ..pipeline.report import RESULTS, read_report
 from . import charts
+from .history import FILE as HISTORY, read_history, rubric_hash
 from .roster import Matched, Student, match, write_exports
 from .similarity import Pair, class_code, suspected_copies
 
@@ -64,6 +65,14 @@ class ClassData:
     pairs: list[Pair]
     graded_at: datetime | None
     roster: bool
+    history: list[dict] = field(default_factory=list)     # history.jsonl, oldest first
+    rubric: str = ""                                      # the rubric's hash now
+
+    @property
+    def rubric_edited(self) -> bool:
+        """grading.toml changed since the folder was last graded or rescored."""
+        scored = [e for e in self.history if e.get("command", "").startswith(("grade", "rescore"))]
+        return bool(scored) and scored[-1].get("rubric") != self.rubric
 
     @property
     def reports(self) -> list[GradeReport]:
@@ -76,15 +85,7 @@ class ClassData:
 
 def load_reports(out: Path, config: Config) -> list[GradeReport]:
     """Every submission's results.json in ``out``; the folder's name is the id its feedback page lives under."""
-    reports = []
-    for path in sorted(out.glob("*/results.json")):
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue        # half a run: --resume grades it again
-        report = GradeReport.from_gradescope_dict(data, config)
-        reports.append(replace(report, submission=path.parent.name))
-    return reports
+    return [r for path in sorted(out.glob(f"*/{RESULTS}")) if (r := read_report(path.parent, config)) is not None]
 
 
 def _measured_flags(report: GradeReport, config: Config) -> list[Flag]:
@@ -114,6 +115,8 @@ def flags_of(report: GradeReport, config: Config) -> list[Flag]:
     """Why an instructor should open this submission, from its results alone (copies and roster come later)."""
     flags = [] if report.status == Status.OK else [Flag("status", messages.flag_status(report.status))]
     flags += _measured_flags(report, config)
+    if report.overridden:
+        flags.append(Flag("override", messages.flag_override([c.number for c in report.overridden])))
     if report.kernel_restarts:
         flags.append(Flag("restarts", messages.flag_restarts(report.kernel_restarts)))
     flags += [Flag("restored", n) for n in report.notes if messages.is_restored_cell_note(n)]
@@ -132,7 +135,8 @@ def collect(out: Path, config: Config, roster: list[Student] | None = None) -> C
         rows[submission].flags.append(Flag("not_in_roster", messages.FLAG_NOT_IN_ROSTER))
     times = [(out / r / "results.json").stat().st_mtime for r in rows]
     return ClassData(config, list(rows.values()), matched.missing, pairs,
-                     datetime.fromtimestamp(max(times)) if times else None, roster is not None)
+                     datetime.fromtimestamp(max(times)) if times else None, roster is not None,
+                     read_history(out), rubric_hash(config))
 
 
 def check_rates(data: ClassData) -> list[dict]:
@@ -197,7 +201,7 @@ def render(data: ClassData) -> str:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]))
     return env.get_template("class_report.html.j2").render(
         d=data, s=summary(data), checks=check_rates(data), questions=_questions(data), plots=_plots(data),
-        confusions=_confusions(data),
+        confusions=_confusions(data), history_file=HISTORY,
         status_text=messages.STATUS_TEXT, flag_kinds=messages.FLAG_KINDS, missing_flag=messages.FLAG_MISSING)
 
 

@@ -10,10 +10,12 @@ from rich.console import Console
 
 from ..core.config import DEFAULT_CONFIG, LimitOverrides, load_config
 from .console import RichProgress, console, print_sandbox, summary_table
-from .reporting import read_roster, say_class_report, write_class_report
+from .reporting import graded_folder, read_roster, refused, say_class_report
+from .review import add_commands as add_review_commands
 
 
 def cmd_grade(args) -> int:
+    from ..classwide.overrides import OverrideError
     from ..distribution.batch import grade_batch
     from ..distribution.cluster import ClusterError
     from ..core.mnist_data import MnistError
@@ -32,8 +34,9 @@ def cmd_grade(args) -> int:
         graded = grade_batch([Path(p) for p in args.paths], Path(args.out), config_path=args.config,
                              workers=args.workers, resume=args.resume, overrides=limit_overrides(args),
                              accelerate=args.accelerate, progress=progress, scheduler=args.scheduler, roster=roster,
+                             replace=args.replace,
                              log=lambda line: console.print(line, style="red", markup=False, soft_wrap=True))
-    except (MnistError, ClusterError) as exc:
+    except (MnistError, ClusterError, OverrideError) as exc:
         console.print(f"error: {exc}", style="red", markup=False, soft_wrap=True)
         return 2
     except SandboxError as exc:      # the grader's fault, found by the canary: nothing graded, nothing written
@@ -60,15 +63,16 @@ def cmd_doctor(args) -> int:
 
 
 def cmd_report(args) -> int:
-    config = load_config(args.config)
-    out = Path(args.out)
-    if not any(out.glob("*/results.json")):
-        console.print(f"[red]error:[/red] no graded submission in {out} (no <id>/results.json)")
+    from ..classwide.overrides import OverrideError
+    from ..distribution.review import refresh
+
+    folder = graded_folder(args)
+    if folder is None:
         return 2
-    roster = read_roster(args.roster)
-    if roster is False:
-        return 2
-    write_class_report(out, config, roster)
+    try:
+        say_class_report(folder[0], refresh(*folder))
+    except OverrideError as exc:
+        return refused(exc)
     return 0
 
 
@@ -166,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="resident memory of a kernel's process tree before it is killed, in MB (default from "
                         "grading.toml; lower it on a machine with less than that per worker)")
     g.add_argument("--resume", action="store_true", help="keep submissions already graded in --out")
+    g.add_argument("--replace", action="store_true",
+                   help="grade these submissions again in an --out that holds others (a resubmission, a transient "
+                        "fault); the class outputs then cover the whole folder")
     g.add_argument("--no-accelerate", dest="accelerate", action="store_false",
                    help="run every fit as written and score each submission in a fresh process: "
                         "slower, same grades")
@@ -176,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("out", metavar="DIR", help="the --out folder of a grade run")
     rp.add_argument("--roster", default=None, help="CSV submission,identifier,name,email: missing students, LMS exports")
     rp.set_defaults(func=cmd_report)
+
+    add_review_commands(sub)
 
     dr = sub.add_parser("doctor", help="what this machine allows the sandbox, and which mechanism grading will use")
     dr.set_defaults(func=cmd_doctor)

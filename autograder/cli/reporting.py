@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..core.config import Config
 from .console import console
 
 
@@ -21,13 +20,6 @@ def read_roster(path: str | None):
         return False
 
 
-def write_class_report(out: Path, config: Config, roster=None):
-    """Write index.html and the LMS files of ``out`` (`autograder report`), and say what needs a look."""
-    from ..classwide.class_report import write_class_report as write
-
-    return say_class_report(out, write(out, config, roster))
-
-
 def say_class_report(out: Path, data):
     """Where the class report and the LMS files are, and what needs a look."""
     from ..classwide.class_report import INDEX
@@ -42,3 +34,20 @@ def say_class_report(out: Path, data):
                       f"{len(unknown)} submission(s) not on the roster, left out of the LMS files: "
                       f"{', '.join(unknown) or '-'}")
     return data
+
+
+def graded_folder(args):
+    """(the graded folder, its config, the roster) of `report`, `rescore`: None when either is unusable (said)."""
+    from ..core.config import load_config
+
+    out = Path(args.out)
+    if not any(out.glob("*/results.json")):
+        console.print(f"[red]error:[/red] no graded submission in {out} (no <id>/results.json)")
+        return None
+    roster = read_roster(args.roster)
+    return None if roster is False else (out, load_config(args.config), roster)
+
+
+def refused(exc: Exception) -> int:
+    console.print(f"error: {exc}; nothing was written", style="red", markup=False, soft_wrap=True)
+    return 2

@@ -121,6 +121,7 @@ class Config:
     generalization: Generalization = Generalization()
     class_report: ClassReport = ClassReport()
     feedback: Feedback = Feedback()
+    path: Path | None = None         # the grading.toml it was read from
 
     @property
     def checks(self) -> tuple[Check, ...]:
@@ -174,6 +175,7 @@ def load_config(path: Path | str | None = None) -> Config:
         generalization=Generalization(**raw.get("generalization", {})),
         class_report=_class_report(raw.get("class_report", {})),
         feedback=Feedback(**raw.get("feedback", {})),
+        path=path.resolve(),
     )
 
 

@@ -24,6 +24,13 @@ def measured(accuracy: float | None, threshold: float, confused: list[tuple[int,
     return MEASURED + " ; ".join(parts) + "." if parts else ""
 
 
+OVERRIDDEN = "Points ajustés par l'enseignant : "
+
+
+def overridden(points: float, max_score: float, reason: str) -> str:
+    return f"{OVERRIDDEN}{points:g} / {max_score:g} ({reason})"
+
+
 TRAINING_VIA = {"fit": "model.fit", "train_on_batch": "model.train_on_batch",
                 "custom_loop": "boucle d'entraînement écrite à la main"}
 GRADER_FAILURE = "erreur interne du correcteur, signalez-la à l'enseignant"
@@ -243,6 +250,7 @@ FLAG_KINDS = {   # the short label of each reason, in the table of submissions
     "model": "modèle non évalué",
     "generalization": "test trop bien réussi",
     "not_in_roster": "hors liste",
+    "override": "points ajustés",
     "missing": "copie manquante",
 }
 FLAG_NOT_IN_ROSTER = "copie absente de la liste des étudiants : à rattacher à la main (absente des exports Moodle et Canvas)"
@@ -285,6 +293,10 @@ def flag_generalization(question: str, test_loss: float, train_loss: float) -> s
 
 def flag_restarts(count: int) -> str:
     return f"le noyau a été redémarré {count} fois"
+
+
+def flag_override(checks: list[str]) -> str:
+    return f"points ajustés par l'enseignant : {', '.join(checks)}"
 
 
 def flag_copy(other: str, share: float) -> str:

@@ -8,7 +8,7 @@ a ``GradeReport`` is built once (``GradeReport.of``), frozen, and turns into Gra
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from enum import StrEnum
 
 from . import messages
@@ -56,11 +56,20 @@ class CheckOutcome:
 
 
 @dataclass(frozen=True)
+class Override:
+    """Points an instructor set by hand for one check of one submission (DIR/overrides.csv)."""
+    points: float
+    reason: str                # shown to the student
+    date: str = ""
+
+
+@dataclass(frozen=True)
 class CheckResult:
-    """A rubric check of grading.toml and its outcome."""
+    """A rubric check of grading.toml, its outcome, and the instructor's override if any."""
     check: Check
     outcome: CheckOutcome
     measured: str = ""         # French: the question's figures, for an accuracy check's output
+    override: Override | None = None
 
     number = property(lambda self: self.check.number)
     description = property(lambda self: self.check.description)     # French, from grading.toml
@@ -75,7 +84,15 @@ class CheckResult:
 
     @property
     def score(self) -> float:
+        if self.override is not None:
+            return self.override.points
         return self.max_score if self.passed else 0.0
+
+    @property
+    def output(self) -> str:
+        """results.json's text: the message, the figures, the instructor's adjustment."""
+        adjusted = self.override and messages.overridden(self.override.points, self.max_score, self.override.reason)
+        return "\n".join(filter(None, (self.message, self.measured, adjusted)))
 
 
 @dataclass(frozen=True)
@@ -190,6 +207,14 @@ def most_confused(confusion, n: int = 3) -> list[tuple[int, int, int]]:
     return [(t, p, count) for count, t, p in sorted(pairs, key=lambda x: (-x[0], x[1], x[2]))[:n]]
 
 
+def _message(test: dict) -> str:
+    """A check's own message, from results.json's output (the figures and adjustment are added when writing)."""
+    text = test.get("output", "")
+    for marker in (messages.MEASURED, messages.OVERRIDDEN):
+        text = text.split("\n" + marker)[0]
+    return text
+
+
 def _known(cls, data: dict) -> dict:
     names = {f.name for f in fields(cls)}
     return {k: v for k, v in data.items() if k in names}
@@ -253,9 +278,10 @@ class GradeReport:
             "notes": list(self.notes),
             "tests": [{
                 "name": f"{c.number} {c.description}", "number": c.number, "score": c.score,
-                "max_score": c.max_score, "output": "\n".join(filter(None, (c.message, c.measured))),
+                "max_score": c.max_score, "output": c.output,
                 "visibility": "visible" if c.visible else "after_published",
                 "status": "passed" if c.passed else "failed",
+                **({"override": asdict(c.override)} if c.override else {}),
             } for c in self.checks],
         }
         if self.duration_s is not None:
@@ -268,9 +294,9 @@ class GradeReport:
     @classmethod
     def from_gradescope_dict(cls, data: dict, config: Config) -> GradeReport:
         """A report written earlier (``--resume``), read back against the rubric it was graded with."""
-        outcomes = {t["number"]: CheckOutcome(t["number"], t.get("status") == "passed",
-                                              t.get("output", "").split("\n" + messages.MEASURED)[0])
-                    for t in data.get("tests", []) if "number" in t}
+        tests = [t for t in data.get("tests", []) if "number" in t]
+        outcomes = {t["number"]: CheckOutcome(t["number"], t.get("status") == "passed", _message(t)) for t in tests}
+        overrides = {t["number"]: Override(**t["override"]) for t in tests if t.get("override")}
         extra = data.get("extra_data") or {}
         return cls.of(config, data.get("submission", ""), Status(data.get("status", "ok")), outcomes,
                       events=(Event(EventKind(e["kind"]), e.get("question"), e["message"])
@@ -279,7 +305,17 @@ class GradeReport:
                       measurements={q: QuestionMeasurement.from_dict(m)
                                     for q, m in extra.get("measurements", {}).items()},
                       duration_s=extra.get("duration_s"), kernel_restarts=extra.get("kernel_restarts", 0),
-                      sandbox=extra.get("sandbox"))
+                      sandbox=extra.get("sandbox")).with_overrides(overrides)
+
+    def with_overrides(self, overrides: dict[str, Override]) -> GradeReport:
+        """The report with the instructor's points on those checks (and none on the others)."""
+        questions = tuple(replace(q, checks=tuple(replace(c, override=overrides.get(c.number)) for c in q.checks))
+                          for q in self.questions)
+        return replace(self, questions=questions)
+
+    @property
+    def overridden(self) -> tuple[CheckResult, ...]:
+        return tuple(c for c in self.checks if c.override is not None)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Grade one submission: load, then the grading composition of the stages (stages.py), then its report.
 
-load → Prepare (map cells, plan) → Replay → Execute (sandboxed) → NotRun → StopKernels → ScoreApart → report
+load → Prepare (map cells, plan) → Replay → Execute (sandboxed) → NotRun → StopKernels → ScoreApart → Keep → report
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from ..runner.forked import ForkedLauncher, ForkServerError, KernelForkServer, f
 from ..runner.confinement import submission_view
 from ..runner.sandbox import SandboxLauncher, SandboxPolicy
 from ..runner.scoring import score, warm_up
+from .keep import STORE, keep
 from .memo import prefix_memo
 from .report import executed_notebook, write_submission_reports
 from .stages import Execute, NotRun, Pipeline, Prepare, Replay, Work
@@ -88,18 +89,32 @@ class ScoreApart:
     """The hidden suite over the captures, in the clean scoring process (runner/scoring.py), from a directory
     created only now that the kernel is gone, so nothing it wrote can pose as a result."""
     config: Config
-    job: Job
+    config_path: Path
+    log_to: Path                  # the folder that gets scoring.log
+    public_only: bool = False
+    warm: bool = True
 
     def __call__(self, work: Work) -> Work:
         with tempfile.TemporaryDirectory(prefix="autograder-scoring-") as scoring:
             started = time.monotonic()
-            scores = score(self.config, work.capture, work.failed, Path(scoring), config_path=self.job.config_path,
-                           public_only=self.job.public_only, warm=self.job.accelerate)
-            work.result.seconds["scoring"] = time.monotonic() - started
+            scores = score(self.config, work.capture, work.failed, Path(scoring), config_path=self.config_path,
+                           public_only=self.public_only, warm=self.warm)
+            if work.result is not None:
+                work.result.seconds["scoring"] = time.monotonic() - started
             log = Path(scoring) / "scoring.log"
             if log.exists():
-                shutil.copy(log, self.job.out_dir / "scoring.log")
+                shutil.copy(log, self.log_to / "scoring.log")
         return replace(work, scores=scores)
+
+
+@dataclass(frozen=True)
+class Keep:
+    """What scoring read, kept beside the reports for `autograder rescore` (keep.py)."""
+    job: Job
+
+    def __call__(self, work: Work) -> Work:
+        keep(work.capture, work.failed, self.job.out_dir, self.job.out_dir.parent / STORE)
+        return work
 
 
 def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
@@ -122,7 +137,8 @@ def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
             Execute(config.limits, launcher, kernel_log),
             NotRun(config.question_ids, config.placeholder),
             StopKernels(server, result_log.append),
-            ScoreApart(config, job))
+            ScoreApart(config, job.config_path, job.out_dir, job.public_only, job.accelerate),
+            None if job.public_only else Keep(job))
         work = grading(Work(sub.notebook, capture_root / CAPTURE, scratch, notes=tuple(sub.notes)))
         _keep_tail(kernel_log, job.out_dir / "kernel.log")
     result, scores = work.result, work.scores
@@ -134,7 +150,7 @@ def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
     if log:
         write_atomic(job.out_dir / "grader_log.txt", "\n".join(log) + "\n")
     report = GradeReport.of(config, job.submission_id, result.status, scores.outcomes, events=result.events,
-                            notes=list(work.notes) + _measurement_notes(scores.measurements),
+                            notes=list(work.notes) + measurement_notes(scores.measurements),
                             measurements=scores.measurements, duration_s=round(result.duration, 1),
                             kernel_restarts=result.restarts,
                             sandbox=dict(launcher.policy.isolation(), forked=server is not None))
@@ -145,7 +161,7 @@ def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
     return report
 
 
-def _measurement_notes(measurements: dict[str, QuestionMeasurement]) -> list[str]:
+def measurement_notes(measurements: dict[str, QuestionMeasurement]) -> list[str]:
     """French notes on what scoring found about the inputs: said, not guessed."""
     notes = []
     for q, measured in measurements.items():

@@ -7,6 +7,7 @@ never leaves a half-written result behind.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import nbformat
@@ -19,6 +20,17 @@ from ..notebook.mapping import CellMap
 from .feedback import render_feedback
 
 PLAN_KEY = "autograder_plan"   # executed.ipynb cell metadata: role, question, exercise
+RESULTS = "results.json"       # written last: its presence marks the submission as graded
+
+
+def read_report(submission_dir: Path, config: Config) -> GradeReport | None:
+    """A submission's report as last written, read back against ``config``'s rubric, named after its folder;
+    None when there is none (never graded, or half a run that --resume grades again)."""
+    try:
+        data = json.loads((Path(submission_dir) / RESULTS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return replace(GradeReport.from_gradescope_dict(data, config), submission=Path(submission_dir).name)
 
 
 def _trim(outputs: list, limit: int) -> list:
@@ -64,4 +76,4 @@ def write_submission_reports(out_dir: Path, config: Config, report: GradeReport,
         write_atomic(out_dir / "executed.ipynb", nbformat.writes(executed))
     write_atomic(out_dir / "feedback.html", render_feedback(config, report, mnist))
     # results.json last: its presence marks the submission as graded (resume relies on it).
-    write_atomic(out_dir / "results.json", json.dumps(report.to_gradescope_dict(), ensure_ascii=False, indent=1))
+    write_atomic(out_dir / RESULTS, json.dumps(report.to_gradescope_dict(), ensure_ascii=False, indent=1))

@@ -7,7 +7,8 @@ same stages in the same order; the paths differ only in which stages and which l
 path                 stages (launcher)
 ===================  =========================================================================
 grading              Prepare → Replay → Execute (sandboxed or forked) → NotRun → StopKernels →
-                     ScoreApart (the clean scoring process) — pipeline/grade.py
+                     ScoreApart (the clean scoring process) → Keep — pipeline/grade.py
+rescoring            (no kernel) the kept capture restored → ScoreApart — pipeline/rescore.py
 self-check           Prepare → Execute (the student's plain kernel) → NotRun → ScoreHere
                      (public checks, in verifier.py's process) — student/selfcheck.py
 otter's plugin       Prepare (questions that cannot run named in the preamble) → Replay; otter
