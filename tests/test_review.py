@@ -40,8 +40,9 @@ def history(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
 
 
-def test_an_override_is_applied_shown_and_kept_by_a_rescore_that_changes_nothing_else(folder, graded, capsys):
-    before = {n: results(folder, n) for n in NAMES}
+def test_an_override_is_applied_shown_and_kept_by_a_rescore_that_changes_nothing_else(graded, tmp_path, capsys):
+    folder = graded_copy(graded.out, ["solution", "epochs_3"], tmp_path / "out")
+    before = {n: results(folder, n) for n in ("solution", "epochs_3")}
     reason = "Précision à 0,94 : la copie est juste sous le seuil, accordé après lecture"
     assert main(["override", str(folder), "epochs_3", "q3.1", "2.5", "--reason", reason]) == 0
     assert results(folder, "epochs_3")["score"] == before["epochs_3"]["score"] + 2.5
@@ -56,8 +57,8 @@ def test_an_override_is_applied_shown_and_kept_by_a_rescore_that_changes_nothing
     overridden = results(folder, "epochs_3")
     capsys.readouterr()
     assert main(["rescore", str(folder), "--workers", "1"]) == 0
-    assert "Nothing changed" in capsys.readouterr().out
-    for name in NAMES:           # the same reports, the override still applied
+    assert "Nothing changed" in capsys.readouterr().err
+    for name in before:          # the same reports, the override still applied
         assert results(folder, name)["tests"] == (overridden if name == "epochs_3" else before[name])["tests"]
     assert [e["command"] for e in history(folder)] == ["override", "rescore"]
     assert history(folder)[0]["changed"] == {"epochs_3": ["q3.1"]} and history(folder)[1]["changed"] == {}
@@ -76,7 +77,7 @@ def test_an_override_is_applied_shown_and_kept_by_a_rescore_that_changes_nothing
 def test_a_bad_override_is_refused_and_nothing_is_written(folder, capsys, args, error):
     before = files(folder)
     assert main(["override", str(folder), *args]) == 2
-    assert error in capsys.readouterr().out.replace("\n", " ")
+    assert error in capsys.readouterr().err.replace("\n", " ")
     assert files(folder) == before
 
 
@@ -89,7 +90,7 @@ def test_a_hand_edited_overrides_file_is_applied_by_report_or_refused_with_its_l
     (folder / "overrides.csv").write_text("submission,check,points,reason,date\nsolution,q4.4,abc,x,\n")
     before = files(folder)
     assert main(["report", str(folder)]) == 2
-    assert "line 2: points 'abc' is not a number" in capsys.readouterr().out.replace("\n", " ")
+    assert "line 2: points 'abc' is not a number" in capsys.readouterr().err.replace("\n", " ")
     assert files(folder) == before
 
 
@@ -104,12 +105,12 @@ def test_a_rescore_that_needs_a_capture_the_folder_lacks_is_refused_before_anyth
     for rubric, error in ((more, "no capture of question(s) q5: a regrade is needed"),
                           (unknown, "check function(s) trained_twice not in this grader's rubric")):
         assert main(["--config", str(rubric), "rescore", str(folder)]) == 2
-        assert error in capsys.readouterr().out.replace("\n", " ")
+        assert error in capsys.readouterr().err.replace("\n", " ")
     (folder / "epochs_3" / KEPT_FILE).unlink()          # graded by a version that kept nothing
     before.pop(f"epochs_3/{KEPT_FILE}")
     assert main(["rescore", str(folder)]) == 2
     assert "epochs_3: graded without kept artifacts (an older grader version): regrade needed" in \
-        capsys.readouterr().out.replace("\n", " ")
+        capsys.readouterr().err.replace("\n", " ")
     assert files(folder) == before
 
 

@@ -172,19 +172,33 @@ def _embedded(projected: np.ndarray, space: InputSpace | None, mnist: Mnist) -> 
     """The rows and the genuine images in one embedding, and the factor from it to the student's units."""
     rows = np.asarray(projected, dtype=np.float32)
     if space is None:
-        ref = _cache.reference(mnist, ("direction",), lambda: (_direction(_projected(mnist.x_train)),
-                                                               _direction(_projected(mnist.x_test))))
-        return _direction(rows), ref, 1.0
+        return _direction(rows), _direction_reference(mnist), 1.0
     a = _uniform_scale(space)
     if a is not None:
         # Back to raw pixels; the offset of a pixel constant in the genuine images is its value
         # there, MNIST's background 0, so subtracting it is exact.
         offset = project_rows(np.asarray(space.offset, dtype=np.float64).reshape(1, -1))[0]
-        ref = _cache.reference(mnist, ("raw",), lambda: (_projected(mnist.x_train), _projected(mnist.x_test)))
-        return (rows - offset) / np.float32(a), ref, abs(a)
+        return (rows - offset) / np.float32(a), _raw_reference(mnist), abs(a)
     ref = _cache.reference(mnist, ("space", _space_key(space)),
                            lambda: (_projected(mnist.x_train, space), _projected(mnist.x_test, space)))
     return rows, ref, 1.0
+
+
+def _direction_reference(mnist: Mnist) -> _Reference:
+    return _cache.reference(mnist, ("direction",), lambda: (_direction(_projected(mnist.x_train)),
+                                                            _direction(_projected(mnist.x_test))))
+
+
+def _raw_reference(mnist: Mnist) -> _Reference:
+    return _cache.reference(mnist, ("raw",), lambda: (_projected(mnist.x_train), _projected(mnist.x_test)))
+
+
+def prepare(mnist: Mnist) -> None:
+    """Build, once, the references that do not depend on a submission (raw pixels and scale-free, projections
+    and spectra): a warm scoring process builds them before it forks the children that score submissions,
+    which inherit them instead of building them each."""
+    for reference in (_raw_reference, _direction_reference, _spectrum_raw_reference, _spectrum_direction_reference):
+        reference(mnist)
 
 
 def nearest_test_distances(projected: np.ndarray, space: InputSpace | None,
@@ -245,19 +259,24 @@ def _spectrum_embedded(spectra: np.ndarray, space: InputSpace | None, mnist: Mni
     """Like _embedded, for spectra: a space a * x + b with one a and one b for every pixel scales them by |a|
     (b only moves the constant term, which they leave out); any other space is embedded as it is."""
     rows = np.asarray(spectra, dtype=np.float32)
-    tests = lambda: _kept_moved_tests(mnist)    # noqa: E731
     if space is None:
-        ref = _cache.reference(mnist, ("spectrum direction",), lambda: (
-            _unit_rows(_spectra(mnist.x_train)), _unit_rows(_spectra(tests())), len(mnist.x_test)))
-        return _unit_rows(rows), ref, 1.0
+        return _unit_rows(rows), _spectrum_direction_reference(mnist), 1.0
     a, offset = _uniform_scale(space), np.asarray(space.offset, dtype=np.float64).ravel()
     if a is not None and np.allclose(offset, offset[0], rtol=0, atol=1e-9 * max(1.0, abs(offset[0]))):
-        ref = _cache.reference(mnist, ("spectrum raw",), lambda: (_spectra(mnist.x_train), _spectra(tests()),
-                                                                 len(mnist.x_test)))
-        return rows / np.float32(abs(a)), ref, abs(a)
-    ref = _cache.reference(mnist, ("space", "spectrum", _space_key(space)),
-                           lambda: (_spectra(mnist.x_train, space), _spectra(tests(), space), len(mnist.x_test)))
+        return rows / np.float32(abs(a)), _spectrum_raw_reference(mnist), abs(a)
+    ref = _cache.reference(mnist, ("space", "spectrum", _space_key(space)), lambda: (
+        _spectra(mnist.x_train, space), _spectra(_kept_moved_tests(mnist), space), len(mnist.x_test)))
     return rows, ref, 1.0
+
+
+def _spectrum_direction_reference(mnist: Mnist) -> _Reference:
+    return _cache.reference(mnist, ("spectrum direction",), lambda: (
+        _unit_rows(_spectra(mnist.x_train)), _unit_rows(_spectra(_kept_moved_tests(mnist))), len(mnist.x_test)))
+
+
+def _spectrum_raw_reference(mnist: Mnist) -> _Reference:
+    return _cache.reference(mnist, ("spectrum raw",), lambda: (
+        _spectra(mnist.x_train), _spectra(_kept_moved_tests(mnist)), len(mnist.x_test)))
 
 
 def _kept_moved_tests(mnist: Mnist) -> np.ndarray:

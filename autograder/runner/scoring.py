@@ -155,15 +155,20 @@ def _main(argv: list[str]) -> int:
 
 
 def _warm_imports() -> None:
-    """Import what every session needs, then freeze it: the 400,000 objects of TensorFlow, Keras and
+    """Import what every session needs (and build the contamination references), then freeze it: the 400,000 objects of TensorFlow, Keras and
     scikit-learn would otherwise be traversed by every full collection (0.2 s each, several per
     submission), and in a forked child that traversal would also copy the pages they share.
     Importing runs no TensorFlow operation, so no runtime thread exists yet to be lost by a fork."""
     import keras  # noqa: F401
     import sklearn.neighbors  # noqa: F401 - the contamination search's, imported by the first session otherwise
 
-    from ..rubric import artifacts, checks, contamination  # noqa: F401
+    from ..core.mnist_data import MnistError, shared_mnist
+    from ..rubric import artifacts, checks, contamination, measures  # noqa: F401
 
+    try:    # what every submission's contamination search compares with, built once for all the children
+        contamination.prepare(shared_mnist())
+    except MnistError:
+        pass        # each session then reads the copy it is given, as a cold one does
     gc.collect()
     gc.freeze()
 
