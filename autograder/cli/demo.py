@@ -26,7 +26,7 @@ def run_demo(config: Config, out: Path, workers: int) -> int:
     console.print(f"3. Grading {examples} into {out}/ with {workers} worker(s)")
     progress = RichProgress()
     try:
-        graded = grade_batch([examples], out, config_path=config.root / "grading.toml", workers=workers,
+        graded = grade_batch([examples], out, config_path=config.path, workers=workers,
                              progress=progress)
     except SandboxError as exc:      # found by the canary: nothing graded, nothing written
         console.print(f"error: {exc}", style="red", markup=False, soft_wrap=True)

@@ -44,7 +44,7 @@ def worker_canary() -> str | None:
     config = load_config()
     try:
         with tempfile.TemporaryDirectory(prefix="autograder-canary-inbox-") as inbox:
-            check_sandbox(config, config.root / "grading.toml", [Path(inbox)], Path(inbox) / "out")
+            check_sandbox(config, config.path, [Path(inbox)], Path(inbox) / "out")
     except SandboxError as exc:
         return str(exc)
     return None
@@ -59,7 +59,7 @@ def grade_task(task: Task) -> dict[str, bytes]:
         path = inbox / task.filename
         if task.data is not None:
             path.write_bytes(task.data)
-        config_path = load_config().root / "grading.toml"
+        config_path = load_config().path
         grade_submission(Job(path, task.submission_id, out, config_path, ensure_mnist().resolve(), task.overrides,
                              intake_error=task.intake_error, accelerate=task.accelerate))
         files = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
@@ -78,7 +78,7 @@ def grade_batch(paths: list[Path], out: Path, *, config_path: Path | None = None
     class outputs (grades.csv, summary.json, the class report, the LMS files for ``roster``), with the
     instructor's overrides applied.  ``replace``: grade those again in a folder that holds others, whose
     class outputs then cover the whole folder."""
-    config_path = Path(config_path) if config_path else load_config().root / "grading.toml"
+    config_path = Path(config_path).resolve() if config_path else load_config().path
     config = load_config(config_path)
     recover(out)
     load_overrides(out, config)     # a broken overrides.csv stops here: nothing graded, nothing written
@@ -126,7 +126,7 @@ def _grade_found(found, *, out: Path, config: Config, config_path: Path, workers
             finish(grade_submission(job))
     elif todo:
         # No cluster when nothing is left (a resumed run), and no more local workers than submissions left.
-        with connect(scheduler, min(workers, len(todo))) as client:
+        with connect(scheduler, min(workers, len(todo)), config_path) as client:
             grade_on_cluster([(_task(job), job.out_dir) for job in todo], run=grade_task, client=client, config=config,
                              config_path=config_path, finish=finish, log=log,
                              canary=worker_canary if scheduler is not None else None,

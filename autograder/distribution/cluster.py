@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from distributed.comm.core import CommClosedError
 from distributed.scheduler import KilledWorker
 
 from .. import __version__
-from ..core.config import Config, LimitOverrides, load_config
+from ..core.config import CONFIG_ENV, Config, LimitOverrides, load_config
 from ..core.files import write_atomic
 from ..core.mnist_data import ensure_mnist
 from ..core.results import GradeReport
@@ -69,7 +70,7 @@ def grader_identity(config_path: str | None = None) -> dict[str, str]:
         rubric.update(path.relative_to(RUBRIC).as_posix().encode() + b"\0" + path.read_bytes())
     return {
         "version": __version__,
-        "grading.toml": hashlib.sha256((config.root / "grading.toml").read_bytes()).hexdigest(),
+        "grading.toml": hashlib.sha256(config.path.read_bytes()).hexdigest(),
         "student template": hashlib.sha256(config.student.read_bytes()).hexdigest(),
         "rubric": rubric.hexdigest(),
     }
@@ -101,12 +102,26 @@ def write_returned(files: dict[str, bytes], out_dir: Path) -> None:
 
 
 @contextlib.contextmanager
-def connect(scheduler: str | None, workers: int) -> Iterator[Client]:
+def _environ(name: str, value: str) -> Iterator[None]:
+    """``name`` set to ``value`` for the processes started meanwhile."""
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
+
+
+@contextlib.contextmanager
+def connect(scheduler: str | None, workers: int, config_path: Path) -> Iterator[Client]:
     """A client of ``scheduler``, or of a new local cluster of ``workers`` single-threaded processes."""
     if scheduler is None:
         # Kernels and scoring processes are children of the worker: Dask's memory limit would not
-        # see them, the sandbox's watchdog does.
-        with dask.config.set(LOCAL_CLUSTER_CONFIG), \
+        # see them, the sandbox's watchdog does.  The workers read the grading.toml this grader reads.
+        with dask.config.set(LOCAL_CLUSTER_CONFIG), _environ(CONFIG_ENV, str(config_path)), \
                 LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, memory_limit=0,
                              dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
             yield client

@@ -67,7 +67,7 @@ def score(config: Config, capture_dir: Path, failed: dict[str, str], workdir: Pa
     measurements = workdir / "measurements.json"
     argv = [str(results), str(SUITE), "--capture-dir", str(capture_dir), "--execution", str(execution),
             "--measurements", str(measurements),
-            "--grading-config", str(config_path or config.root / "grading.toml")] + \
+            "--grading-config", str(config_path or config.path)] + \
         (["--public-only"] if public_only else [])
     returncode = _server().run(argv, workdir) if warm else None
     if returncode is None:     # cold, or the warm process died: a fresh process, as without acceleration
