@@ -298,7 +298,7 @@ def _memory(m: Measured) -> dict[str, float]:
 
 
 def record_memo() -> None:
-    """The instructor cells' recording is made once per machine and template (grading/memo.py),
+    """The instructor cells' recording is made once per machine and template (pipeline/memo.py),
     here before anything is timed, so that every figure is what each submission costs."""
     import nbformat
 

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from rich.table import Table
 
-from ..core.config import load_config
 from .console import console
-from .reporting import graded_folder, read_roster, refused, say_class_report
+from .reporting import graded_folder, refused, say_class_report
 
 
 def cmd_rescore(args) -> int:
@@ -38,16 +35,13 @@ def cmd_override(args) -> int:
     from ..classwide.overrides import OverrideError
     from ..distribution.review import override
 
-    out, config = Path(args.out), load_config(args.config)
-    if not (out / args.submission / "results.json").exists():
-        console.print(f"[red]error:[/red] no graded submission {args.submission!r} in {out}")
-        return 2
     if args.remove == (args.points is not None):
         console.print("[red]error:[/red] give POINTS with --reason, or --remove")
         return 2
-    roster = read_roster(args.roster)
-    if roster is False:
+    folder = graded_folder(args)     # the submission and the check are validated with overrides.csv
+    if folder is None:
         return 2
+    out, config, roster = folder
     try:
         report, data = override(out, config, args.submission, args.check, args.points, args.reason or "", roster)
     except OverrideError as exc:

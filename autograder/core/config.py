@@ -79,7 +79,7 @@ class Generalization:
 
 @dataclass(frozen=True)
 class Copies:
-    """Suspected copies in the class report (grading/similarity.py).
+    """Suspected copies in the class report (classwide/similarity.py).
 
     Lengths are in characters of normalised code, where every name counts as one character.
     """

@@ -122,7 +122,7 @@ def out_of_memory(limit_mb: int) -> str:
     return f"mémoire épuisée (limite : {limit_mb} Mo)"
 
 
-# --- Mapping and notes (notebook/mapping.py, notebook/prepare.py, grading/grade.py) --------
+# --- Mapping and notes (notebook/mapping.py, notebook/prepare.py, pipeline/grade.py) --------
 
 QUESTION_MISSING = "aucune cellule de cette question n'a été trouvée dans le notebook"
 QUESTION_SYNTAX = "le code de la question n'a pas pu s'exécuter (erreur de syntaxe)"
@@ -154,7 +154,7 @@ def training_data_unexamined(question: str, what: list[str]) -> str:
             "examinées : le correcteur n'a pas pu vérifier qu'elles ne contiennent aucune image de test")
 
 
-# --- Loading a submission (notebook/load.py, grading/intake.py) -----------------------------
+# --- Loading a submission (notebook/load.py, distribution/intake.py) -----------------------------
 
 FILE_EMPTY = "le fichier est vide"
 FILE_NOT_UTF8 = "le fichier n'est pas un texte UTF-8 (fichier binaire ou mal encodé)"
@@ -236,7 +236,7 @@ def model_not_evaluated(error: str) -> str:
     return f"le modèle n'a pas pu être évalué sur le jeu de test ({error})"
 
 
-# --- Class report (grading/class_report.py, grading/roster.py): for the instructor ---------
+# --- Class report (classwide/class_report.py, classwide/roster.py): for the instructor ---------
 
 FLAG_KINDS = {   # the short label of each reason, in the table of submissions
     "status": "correction incomplète",

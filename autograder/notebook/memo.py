@@ -3,7 +3,7 @@
 Until the first question, a plan runs only the template's own cells (the mapping puts back
 any instructor cell a student edited), so they compute the same thing for every student.
 The grader records those that are slow once, in a kernel of their own (`recording_steps`,
-then grading/memo.py), and each submission's plan replays them (`with_memo`): the same names
+then pipeline/memo.py), and each submission's plan replays them (`with_memo`): the same names
 bound to the same values and the same printed text, without computing them again.
 """
 
