@@ -223,7 +223,7 @@ def test_weights_changed_without_recorded_training_fail_the_accuracy_check():
                                 unaccounted=[messages.UNACCOUNTED_CHANGE]), threshold=0.95)
     with pytest.raises(AssertionError, match="1900 mises à jour .* n'en explique que 1875"):
         checks.min_accuracy(art(model(BN, OUT), fits=[fit()], accuracy=0.99,
-                                unaccounted=[messages.unrecorded_steps(1900, 1875)]), threshold=0.95)
+                                unaccounted=[messages.UNRECORDED_STEPS.format(saved=1900, recorded=1875)]), threshold=0.95)
 
 
 def test_training_outside_fit_counts_as_training_with_its_batches_and_epochs():

@@ -97,17 +97,20 @@ def _measured_flags(report: GradeReport, config: Config) -> list[Flag]:
         if test_rows:
             flags.append(Flag("test_images", messages.flag_test_images(q, test_rows)))
         if measured.test_inputs == "not_genuine":
-            flags.append(Flag("test_inputs", messages.flag_test_inputs(q)))
+            flags.append(Flag("test_inputs", messages.FLAG_TEST_INPUTS.format(question=q)))
         accuracy = measured.accuracy
         if accuracy is not None and q in limits and abs(accuracy - limits[q]) <= margin:
-            flags.append(Flag("near_threshold", messages.flag_near_threshold(q, accuracy, limits[q], margin)))
+            flags.append(Flag("near_threshold", messages.FLAG_NEAR_THRESHOLD.format(
+                question=q, accuracy=accuracy, threshold=limits[q], margin=margin)))
         if measured.model_refused:
-            flags.append(Flag("model", messages.flag_model(q, measured.model_refused)))
+            flags.append(Flag("model", messages.FLAG_MODEL.format(question=q, why=measured.model_refused)))
         if measured.unaccounted:
-            flags.append(Flag("weights", messages.flag_weights(q, list(measured.unaccounted))))
+            what = " ; ".join(measured.unaccounted)
+            flags.append(Flag("weights", messages.FLAG_WEIGHTS.format(question=q, what=what)))
         general, below = measured.generalization, config.generalization.review_below.get(q)
         if general and below is not None and general.ratio < below and not test_rows:
-            flags.append(Flag("generalization", messages.flag_generalization(q, general.test_loss, general.train_loss)))
+            flags.append(Flag("generalization", messages.FLAG_GENERALIZATION.format(
+                question=q, test_loss=general.test_loss, train_loss=general.train_loss)))
     return flags
 
 
@@ -116,9 +119,10 @@ def flags_of(report: GradeReport, config: Config) -> list[Flag]:
     flags = [] if report.status == Status.OK else [Flag("status", messages.flag_status(report.status))]
     flags += _measured_flags(report, config)
     if report.overridden:
-        flags.append(Flag("override", messages.flag_override([c.number for c in report.overridden])))
+        flags.append(Flag("override", messages.FLAG_OVERRIDE.format(
+            checks=", ".join(c.number for c in report.overridden))))
     if report.kernel_restarts:
-        flags.append(Flag("restarts", messages.flag_restarts(report.kernel_restarts)))
+        flags.append(Flag("restarts", messages.FLAG_RESTARTS.format(count=report.kernel_restarts)))
     flags += [Flag("restored", n) for n in report.notes if messages.is_restored_cell_note(n)]
     return flags
 
@@ -129,8 +133,8 @@ def collect(out: Path, config: Config, roster: list[Student] | None = None) -> C
     rows = {r.submission: Row(r, flags_of(r, config), matched.student_of.get(r.submission)) for r in reports}
     pairs = suspected_copies(class_code(out, list(rows), config), config)
     for pair in pairs:
-        rows[pair.a].flags.append(Flag("copy", messages.flag_copy(pair.b, pair.share_a)))
-        rows[pair.b].flags.append(Flag("copy", messages.flag_copy(pair.a, pair.share_b)))
+        for one, other, share in ((pair.a, pair.b, pair.share_a), (pair.b, pair.a, pair.share_b)):
+            rows[one].flags.append(Flag("copy", messages.FLAG_COPY.format(other=other, percent=round(share * 100))))
     for submission in matched.unknown if roster is not None else []:
         rows[submission].flags.append(Flag("not_in_roster", messages.FLAG_NOT_IN_ROSTER))
     times = [(out / r / "results.json").stat().st_mtime for r in rows]

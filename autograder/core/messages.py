@@ -25,12 +25,7 @@ def measured(accuracy: float | None, threshold: float, confused: list[tuple[int,
 
 
 OVERRIDDEN = "Points ajustés par l'enseignant : "
-
-
-def overridden(points: float, max_score: float, reason: str) -> str:
-    return f"{OVERRIDDEN}{points:g} / {max_score:g} ({reason})"
-
-
+OVERRIDDEN_POINTS = OVERRIDDEN + "{points:g} / {max_score:g} ({reason})"
 TRAINING_VIA = {"fit": "model.fit", "train_on_batch": "model.train_on_batch",
                 "custom_loop": "boucle d'entraînement écrite à la main"}
 GRADER_FAILURE = "erreur interne du correcteur, signalez-la à l'enseignant"
@@ -40,25 +35,17 @@ HIDDEN_NOTICE = ("Attention : ces vérifications publiques ne sont qu'une partie
                  "vérifications ci-dessus ne garantit pas la note maximale.")
 
 
-# The self-check report (`autograder check`, verifier.py), line by line.
-def selfcheck_header(name: str) -> str:
-    return f"Vérification de « {name} » : tests publics uniquement"
-
-
-def selfcheck_question(question: str, title: str, passed: int, total: int) -> str:
-    return f"Question {question} — {title} : {passed}/{total} vérification(s) réussie(s)"
+# Templates (str.format, named fields) of the self-check (`autograder check`, verifier.py) and report lines.
+SELFCHECK_HEADER = "Vérification de « {name} » : tests publics uniquement"
+SELFCHECK_QUESTION = "Question {question} — {title} : {passed}/{total} vérification(s) réussie(s)"
+SELFCHECK_FIX = "      → à corriger : {message}"
+INVALID_FILE = "fichier invalide ({error})"
+NOT_CORRECTED = "Copie non corrigée : {failure}."
+NOTE = "Remarque : {note}"
 
 
 def selfcheck_check(passed: bool, number: str, description: str) -> str:
     return f"  {'✔' if passed else '✘'} {number} {description}"
-
-
-def selfcheck_fix(message: str) -> str:
-    return f"      → à corriger : {message}"
-
-
-def selfcheck_note(note: str) -> str:
-    return f"Remarque : {note}"
 
 
 def sentence(message: str) -> str:
@@ -68,18 +55,6 @@ def sentence(message: str) -> str:
 
 def not_graded(failure: str | None) -> str:
     return f"Non évaluée : {failure}." if failure else "Non évaluée."
-
-
-def invalid_file(error: str) -> str:
-    return f"fichier invalide ({error})"
-
-
-def not_corrected(failure: str) -> str:
-    return f"Copie non corrigée : {failure}."
-
-
-def note(text: str) -> str:
-    return f"Remarque : {text}"
 
 
 # --- Execution (runner/execute.py, runner/sandbox.py) --------------------------------------
@@ -92,66 +67,28 @@ KERNEL_CRASHED = "le noyau Python s'est arrêté brutalement (plantage, sortie f
 KERNEL_UNRESPONSIVE = "le code ne répondait plus"
 DURING_REPLAY = " (pendant la ré-exécution après un redémarrage)"
 BUDGET_EXHAUSTED = "le temps total alloué au notebook est épuisé"
-
-
-def cell_timeout(question: str | None, seconds: int) -> str:
-    return f"{where(question)} a dépassé le temps imparti ({seconds} s) et a été interrompue"
-
-
-def cell_error(question: str | None, ename: str, evalue: str) -> str:
-    return f"{where(question)} a levé une erreur : {ename}: {evalue}"
-
-
-def kernel_died(question: str | None, why: str) -> str:
-    return f"{where(question)} a provoqué l'arrêt du noyau : {why}"
-
-
-def too_many_restarts(question: str) -> str:
-    return f"la question {question} n'a pas été exécutée : trop de redémarrages du noyau"
-
-
-def question_out_of_budget(question: str, seconds: int) -> str:
-    return f"la question {question} n'a pas pu être exécutée : le temps total alloué au notebook ({seconds} s) est épuisé"
-
-
-def too_many_processes(limit: int) -> str:
-    return f"trop de processus créés (limite : {limit})"
-
-
-def out_of_memory(limit_mb: int) -> str:
-    return f"mémoire épuisée (limite : {limit_mb} Mo)"
+CELL_TIMEOUT = "{where} a dépassé le temps imparti ({seconds} s) et a été interrompue"
+CELL_ERROR = "{where} a levé une erreur : {ename}: {evalue}"
+KERNEL_DIED = "{where} a provoqué l'arrêt du noyau : {why}"
+TOO_MANY_RESTARTS = "la question {question} n'a pas été exécutée : trop de redémarrages du noyau"
+QUESTION_OUT_OF_BUDGET = ("la question {question} n'a pas pu être exécutée : le temps total alloué au notebook "
+                          "({seconds} s) est épuisé")
+TOO_MANY_PROCESSES = "trop de processus créés (limite : {limit})"
+OUT_OF_MEMORY = "mémoire épuisée (limite : {limit_mb} Mo)"
 
 
 # --- Mapping and notes (notebook/mapping.py, notebook/prepare.py, pipeline/grade.py) --------
 
 QUESTION_MISSING = "aucune cellule de cette question n'a été trouvée dans le notebook"
 QUESTION_SYNTAX = "le code de la question n'a pas pu s'exécuter (erreur de syntaxe)"
-
-
-def question_not_completed(placeholder: str) -> str:
-    return f"la question n'a pas été complétée (« {placeholder} » est encore présent)"
-
-
-def given_cell_reinserted(grade_id: str) -> str:
-    return f"la cellule fournie « {grade_id} » manquait et a été rétablie"
-
-
-def given_cell_restored(grade_id: str) -> str:
-    return f"la cellule fournie « {grade_id} » avait été modifiée et a été rétablie"
-
-
-def no_cell_for(question: str) -> str:
-    return f"aucune cellule de la question {question} n'a été trouvée"
-
-
-def test_inputs_not_genuine(question: str) -> str:
-    return (f"question {question} : les données passées à evaluate/predict ne sont pas les 10 000 images de "
-            "test MNIST ; la précision a été mesurée par le correcteur sur le vrai jeu de test")
-
-
-def training_data_unexamined(question: str, what: list[str]) -> str:
-    return (f"question {question} : les données d'entraînement ({' ; '.join(what)}) n'ont pas pu être "
-            "examinées : le correcteur n'a pas pu vérifier qu'elles ne contiennent aucune image de test")
+QUESTION_NOT_COMPLETED = "la question n'a pas été complétée (« {placeholder} » est encore présent)"
+GIVEN_CELL_REINSERTED = "la cellule fournie « {grade_id} » manquait et a été rétablie"
+GIVEN_CELL_RESTORED = "la cellule fournie « {grade_id} » avait été modifiée et a été rétablie"
+NO_CELL_FOR = "aucune cellule de la question {question} n'a été trouvée"
+TEST_INPUTS_NOT_GENUINE = ("question {question} : les données passées à evaluate/predict ne sont pas les 10 000 images de "
+                           "test MNIST ; la précision a été mesurée par le correcteur sur le vrai jeu de test")
+TRAINING_DATA_UNEXAMINED = ("question {question} : les données d'entraînement ({what}) n'ont pas pu être "
+                            "examinées : le correcteur n'a pas pu vérifier qu'elles ne contiennent aucune image de test")
 
 
 # --- Loading a submission (notebook/load.py, distribution/intake.py) -----------------------------
@@ -167,26 +104,11 @@ LOOSE_FORMAT = "le notebook ne respecte pas exactement le format nbformat ; il a
 ZIP_WITHOUT_NOTEBOOK = "l'archive zip ne contient aucun notebook"
 ZIP_NOTEBOOK_TOO_LARGE = "le notebook contenu dans l'archive est trop volumineux"
 ZIP_UNREADABLE = "l'archive zip est illisible ou corrompue"
-
-
-def invalid_json(line: int) -> str:
-    return f"le fichier n'est pas un JSON valide (ligne {line}) : notebook tronqué ou corrompu"
-
-
-def converted_from(version) -> str:
-    return f"notebook converti depuis le format nbformat {version}"
-
-
-def invalid_cell(number: int) -> str:
-    return f"la cellule n°{number} du notebook est invalide"
-
-
-def invalid_cell_content(number: int) -> str:
-    return f"la cellule n°{number} du notebook a un contenu invalide"
-
-
-def unreadable_file(reason: str) -> str:
-    return f"le fichier n'a pas pu être lu ({reason})"
+INVALID_JSON = "le fichier n'est pas un JSON valide (ligne {line}) : notebook tronqué ou corrompu"
+CONVERTED_FROM = "notebook converti depuis le format nbformat {version}"
+INVALID_CELL = "la cellule n°{number} du notebook est invalide"
+INVALID_CELL_CONTENT = "la cellule n°{number} du notebook a un contenu invalide"
+UNREADABLE_FILE = "le fichier n'a pas pu être lu ({reason})"
 
 
 # --- What the scoring process could not do (rubric/artifacts.py) -------------------------
@@ -216,24 +138,12 @@ DATA_HIDDEN_BY = {
 UNACCOUNTED_CHANGE = ("les poids du modèle ont changé sans entraînement enregistré (ni model.fit, ni "
                       "model.train_on_batch, ni boucle d'entraînement appelant le modèle avec training=True, ni copie "
                       "des poids d'un autre modèle entraîné dans le notebook)")
-
-
-def unrecorded_steps(saved: int, recorded: int) -> str:
-    return (f"l'optimiseur du modèle a fait {saved} mises à jour des poids alors que l'entraînement enregistré "
-            f"n'en explique que {recorded}")
-
-
-def weights_unaccounted(what: list[str]) -> str:
-    return (f"{' ; '.join(what)} : la précision ne peut pas être attribuée à un entraînement vérifiable, la copie "
-            "sera examinée par l'enseignant")
-
-
-def model_not_reloaded(error: str) -> str:
-    return f"le modèle n'a pas pu être rechargé pour la correction ({error})"
-
-
-def model_not_evaluated(error: str) -> str:
-    return f"le modèle n'a pas pu être évalué sur le jeu de test ({error})"
+UNRECORDED_STEPS = ("l'optimiseur du modèle a fait {saved} mises à jour des poids alors que l'entraînement "
+                    "enregistré n'en explique que {recorded}")
+WEIGHTS_UNACCOUNTED = ("{what} : la précision ne peut pas être attribuée à un entraînement vérifiable, la copie "
+                       "sera examinée par l'enseignant")
+MODEL_NOT_RELOADED = "le modèle n'a pas pu être rechargé pour la correction ({error})"
+MODEL_NOT_EVALUATED = "le modèle n'a pas pu être évalué sur le jeu de test ({error})"
 
 
 # --- Class report (classwide/class_report.py, classwide/roster.py): for the instructor ---------
@@ -269,44 +179,23 @@ def flag_test_images(question: str, rows: int) -> str:
     return f"question {question} : le modèle a été entraîné avec {count} images du jeu de test"
 
 
-def flag_test_inputs(question: str) -> str:
-    return f"question {question} : les données passées à evaluate/predict ne sont pas les images de test MNIST"
-
-
-def flag_near_threshold(question: str, accuracy: float, threshold: float, margin: float) -> str:
-    return (f"question {question} : précision mesurée {accuracy:.4f}, à moins de {margin:g} du seuil "
-            f"({threshold:.2f})")
-
-
-def flag_model(question: str, why: str) -> str:
-    return f"question {question} : le modèle n'a pas pu être évalué ({why}) ; à corriger à la main"
-
-
-def flag_weights(question: str, what: list[str]) -> str:
-    return f"question {question} : {' ; '.join(what)}"
-
-
-def flag_generalization(question: str, test_loss: float, train_loss: float) -> str:
-    return (f"question {question} : le modèle réussit mieux les images de test que les images d'entraînement (perte "
-            f"moyenne {test_loss:.3f} contre {train_loss:.3f}), signe possible d'un entraînement sur le jeu de test")
-
-
-def flag_restarts(count: int) -> str:
-    return f"le noyau a été redémarré {count} fois"
-
-
-def flag_override(checks: list[str]) -> str:
-    return f"points ajustés par l'enseignant : {', '.join(checks)}"
-
-
-def flag_copy(other: str, share: float) -> str:
-    return f"copie suspecte : {round(share * 100)} % de code en commun avec « {other} »"
+FLAG_TEST_INPUTS = "question {question} : les données passées à evaluate/predict ne sont pas les images de test MNIST"
+FLAG_NEAR_THRESHOLD = ("question {question} : précision mesurée {accuracy:.4f}, à moins de {margin:g} du seuil "
+                       "({threshold:.2f})")
+FLAG_MODEL = "question {question} : le modèle n'a pas pu être évalué ({why}) ; à corriger à la main"
+FLAG_WEIGHTS = "question {question} : {what}"
+FLAG_GENERALIZATION = ("question {question} : le modèle réussit mieux les images de test que les images "
+                       "d'entraînement (perte moyenne {test_loss:.3f} contre {train_loss:.3f}), signe possible d'un "
+                       "entraînement sur le jeu de test")
+FLAG_RESTARTS = "le noyau a été redémarré {count} fois"
+FLAG_OVERRIDE = "points ajustés par l'enseignant : {checks}"
+FLAG_COPY = "copie suspecte : {percent} % de code en commun avec « {other} »"
 
 
 def is_restored_cell_note(text: str) -> bool:
     """Whether a note says that a given cell was modified or deleted and put back."""
-    for template in (given_cell_restored, given_cell_reinserted):
-        before, after = template("\0").split("\0")
+    for template in (GIVEN_CELL_RESTORED, GIVEN_CELL_REINSERTED):
+        before, after = template.split("{grade_id}")
         if text.startswith(before) and text.endswith(after) and len(text) > len(before) + len(after):
             return True
     return False

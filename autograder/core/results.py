@@ -91,7 +91,8 @@ class CheckResult:
     @property
     def output(self) -> str:
         """results.json's text: the message, the figures, the instructor's adjustment."""
-        adjusted = self.override and messages.overridden(self.override.points, self.max_score, self.override.reason)
+        adjusted = self.override and messages.OVERRIDDEN_POINTS.format(
+            points=self.override.points, max_score=self.max_score, reason=self.override.reason)
         return "\n".join(filter(None, (self.message, self.measured, adjusted)))
 
 
@@ -263,9 +264,9 @@ class GradeReport:
     @property
     def output(self) -> str:
         """The French summary: events, then notes; first why it was not graded, if so."""
-        lines = [messages.sentence(e.message) for e in self.events] + [messages.note(n) for n in self.notes]
+        lines = [messages.sentence(e.message) for e in self.events] + [messages.NOTE.format(note=n) for n in self.notes]
         text = "\n".join(lines)
-        return (messages.not_corrected(self.failure) + "\n" + text).strip() if self.failure else text
+        return (messages.NOT_CORRECTED.format(failure=self.failure) + "\n" + text).strip() if self.failure else text
 
     def to_gradescope_dict(self) -> dict:
         results = {

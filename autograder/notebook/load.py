@@ -37,7 +37,7 @@ def read_notebook(path: Path) -> tuple[nbformat.NotebookNode, list[str]]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InvalidNotebook(messages.invalid_json(exc.lineno)) from None
+        raise InvalidNotebook(messages.INVALID_JSON.format(line=exc.lineno)) from None
     if not isinstance(data, dict) or ("cells" not in data and "worksheets" not in data):
         raise InvalidNotebook(messages.NOT_A_NOTEBOOK)
     try:
@@ -46,7 +46,7 @@ def read_notebook(path: Path) -> tuple[nbformat.NotebookNode, list[str]]:
         else:
             nb = nbformat.reader.reads(text)     # rejoins the line lists nbformat 3 stores
             nb = nbformat.convert(nb, 4)
-            notes.append(messages.converted_from(data.get('nbformat')))
+            notes.append(messages.CONVERTED_FROM.format(version=data.get('nbformat')))
     except Exception:  # nbformat raises many kinds on malformed input
         raise InvalidNotebook(messages.OLD_FORMAT_UNCONVERTIBLE) from None
     if not isinstance(nb.get("cells"), list):
@@ -58,11 +58,11 @@ def read_notebook(path: Path) -> tuple[nbformat.NotebookNode, list[str]]:
     seen: set[str] = set()
     for i, cell in enumerate(nb.cells):
         if not isinstance(cell, dict) or cell.get("cell_type") not in ("code", "markdown", "raw"):
-            raise InvalidNotebook(messages.invalid_cell(i + 1))
+            raise InvalidNotebook(messages.INVALID_CELL.format(number=i + 1))
         if isinstance(cell.get("source"), list):
             cell["source"] = "".join(map(str, cell["source"]))
         if not isinstance(cell.get("source", ""), str):
-            raise InvalidNotebook(messages.invalid_cell_content(i + 1))
+            raise InvalidNotebook(messages.INVALID_CELL_CONTENT.format(number=i + 1))
         cell.setdefault("source", "")
         if not isinstance(cell.get("metadata"), dict):
             cell["metadata"] = nbformat.NotebookNode()
@@ -85,6 +85,6 @@ def load_submission(path: Path) -> Submission:
     except InvalidNotebook as exc:
         sub.error = str(exc)
     except OSError as exc:
-        sub.error = messages.unreadable_file(exc.strerror)
+        sub.error = messages.UNREADABLE_FILE.format(reason=exc.strerror)
     return sub
 

@@ -66,7 +66,7 @@ class CellMap:
         if question in self.missing_questions:
             return messages.QUESTION_MISSING
         if any(placeholder in c.source for c in self.question_cells(question)):
-            return messages.question_not_completed(placeholder)
+            return messages.QUESTION_NOT_COMPLETED.format(placeholder=placeholder)
         return messages.QUESTION_SYNTAX
 
 
@@ -210,4 +210,4 @@ def _reinsert_deleted_instructor_cells(planned: list[PlannedCell], masters: list
             if c.master_id in position and position[c.master_id] < m.position:
                 at = k + 1
         planned.insert(at, PlannedCell("code", m.source, "instructor", None, None, m.grade_id, m.tags, True))
-        notes.append(messages.given_cell_reinserted(m.grade_id))
+        notes.append(messages.GIVEN_CELL_REINSERTED.format(grade_id=m.grade_id))

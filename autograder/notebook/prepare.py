@@ -24,8 +24,8 @@ class Prepared:
 
 
 def mapping_notes(cell_map: CellMap) -> list[str]:
-    missing = [messages.no_cell_for(q) for q in cell_map.missing_questions]
-    restored = [messages.given_cell_restored(c.master_id) for c in cell_map.cells if c.restored and c.student_index is not None]
+    missing = [messages.NO_CELL_FOR.format(question=q) for q in cell_map.missing_questions]
+    restored = [messages.GIVEN_CELL_RESTORED.format(grade_id=c.master_id) for c in cell_map.cells if c.restored and c.student_index is not None]
     return cell_map.notes + missing + restored
 
 

@@ -60,7 +60,7 @@ def grade_submission(job: Job) -> GradeReport:
     error = error or sub.error
     if error:
         report = GradeReport.of(config, job.submission_id, Status.INVALID_NOTEBOOK, notes=sub.notes if sub else [],
-                                failure=messages.invalid_file(error))
+                                failure=messages.INVALID_FILE.format(error=error))
         write_submission_reports(out, config, report, None)
         return report
     try:
@@ -166,9 +166,10 @@ def measurement_notes(measurements: dict[str, QuestionMeasurement]) -> list[str]
     notes = []
     for q, measured in measurements.items():
         if measured.test_inputs == "not_genuine":
-            notes.append(messages.test_inputs_not_genuine(q))
+            notes.append(messages.TEST_INPUTS_NOT_GENUINE.format(question=q))
         if measured.unreadable:   # the instructor may want to look at this training
-            notes.append(messages.training_data_unexamined(q, measured.unreadable))
+            notes.append(messages.TRAINING_DATA_UNEXAMINED.format(
+                question=q, what=" ; ".join(measured.unreadable)))
     return notes
 
 

@@ -150,7 +150,7 @@ def _load_error(path: Path, exc: Exception) -> str:
         config = ""
     if any(marker in config for marker in NOTEBOOK_CODE_MARKERS):
         return messages.NOTEBOOK_CODE_IN_MODEL
-    return messages.model_not_reloaded(type(exc).__name__)
+    return messages.MODEL_NOT_RELOADED.format(error=type(exc).__name__)
 
 
 def _unreadable(x: dict) -> str | None:
@@ -350,7 +350,7 @@ def load_question(capture_dir: Path, question: str, mnist: Mnist, *, failure: st
             return art
     saved, recorded = _optimizer_steps(qdir / MODEL_FILE), _recorded_steps([c for c in calls if c.get("model") == uid])
     if saved is not None and recorded is not None and saved > recorded:
-        art.unaccounted.append(messages.unrecorded_steps(saved, recorded))
+        art.unaccounted.append(messages.UNRECORDED_STEPS.format(saved=saved, recorded=recorded))
     if measure_accuracy:
         _measure_accuracy(art, model, space, mnist)
     return art
@@ -364,7 +364,7 @@ def _graph_model(art: QuestionArtifacts, path: Path):
         art.model_error, art.model_refused = str(exc), True
         return None
     except Exception as exc:  # noqa: BLE001 - a graph that does not load is the student's model, not ours
-        art.model_error, art.model_refused = messages.model_not_reloaded(type(exc).__name__), True
+        art.model_error, art.model_refused = messages.MODEL_NOT_RELOADED.format(error=type(exc).__name__), True
         return None
     art.model = ModelInfo(tuple(Layer(g.class_name, g.units, g.activation, g.features) for g in layers), units)
     return model
@@ -377,4 +377,4 @@ def _measure_accuracy(art: QuestionArtifacts, model, space: InputSpace | None, m
     try:
         art.accuracy, art.generalization, art.predicted = evaluate(model, space, mnist)
     except Exception as exc:  # noqa: BLE001
-        art.accuracy_note = messages.model_not_evaluated(type(exc).__name__)
+        art.accuracy_note = messages.MODEL_NOT_EVALUATED.format(error=type(exc).__name__)

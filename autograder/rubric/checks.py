@@ -149,7 +149,7 @@ def min_accuracy(art: QuestionArtifacts, threshold: float) -> None:
     assert not contaminated, (
         f"Le modèle a été entraîné avec {max(f.test_rows for f in contaminated)} images du jeu de test : "
         "la précision doit être jugée sur des données qui n'ont pas servi à l'entraînement.")
-    assert not art.unaccounted, messages.sentence(messages.weights_unaccounted(art.unaccounted))
+    assert not art.unaccounted, messages.sentence(messages.WEIGHTS_UNACCOUNTED.format(what=" ; ".join(art.unaccounted)))
     assert art.accuracy is not None, (art.accuracy_note or "la précision n'a pas pu être mesurée") + "."
     assert art.accuracy >= threshold, (
         f"Précision mesurée sur les {TEST_SIZE} images de test : {art.accuracy:.4f}, "

@@ -201,7 +201,8 @@ class Runner:
             if time.monotonic() >= self.deadline:
                 self._budget_exhausted(i)
                 return Ran.BUDGET
-            self._fail(i, EventKind.TIMEOUT, messages.cell_timeout(step.question, client.timeout), replay)
+            self._fail(i, EventKind.TIMEOUT, messages.CELL_TIMEOUT.format(
+                where=messages.where(step.question), seconds=client.timeout), replay)
             return Ran.OK if self._responsive(client) else Ran.DEAD
         error = self.last_reply.get("status") == "error"
         if step.hidden and error:
@@ -214,7 +215,8 @@ class Runner:
             if error:
                 evalue = str(self.last_reply.get("evalue", ""))[:300]
                 self.result.events.append(Event(EventKind.ERROR, step.question,
-                                                messages.cell_error(step.question, ename, evalue)))
+                                                messages.CELL_ERROR.format(
+                                                    where=messages.where(step.question), ename=ename, evalue=evalue)))
         return Ran.OK
 
     @staticmethod
@@ -247,7 +249,8 @@ class Runner:
 
     def _dead(self, i: int, why: str) -> Ran:
         step = self.steps[i]
-        self._fail(i, EventKind.KERNEL_DIED, messages.kernel_died(step.question, why), False)
+        self._fail(i, EventKind.KERNEL_DIED, messages.KERNEL_DIED.format(
+            where=messages.where(step.question), why=why), False)
         return Ran.DEAD
 
     def _fail(self, i: int, kind: EventKind, message: str, replay: bool) -> None:
@@ -272,7 +275,7 @@ class Runner:
                 if step.kind == StepKind.CAPTURE and step.question not in self.result.failed_questions:
                     self.result.failed_questions.add(step.question)
                     self.result.events.append(Event(EventKind.KERNEL_DIED, step.question,
-                                                    messages.too_many_restarts(step.question)))
+                                                    messages.TOO_MANY_RESTARTS.format(question=step.question)))
             return None
         return i + 1
 
@@ -283,8 +286,8 @@ class Runner:
                 pending.append(step.question)
         for q in pending:
             self.result.failed_questions.add(q)
-            self.result.events.append(Event(EventKind.BUDGET, q, messages.question_out_of_budget(
-                q, int(self.limits.submission_timeout))))
+            self.result.events.append(Event(EventKind.BUDGET, q, messages.QUESTION_OUT_OF_BUDGET.format(
+                question=q, seconds=int(self.limits.submission_timeout))))
         if not pending:
             self.result.events.append(Event(EventKind.BUDGET, None, messages.BUDGET_EXHAUSTED))
 

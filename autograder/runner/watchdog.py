@@ -101,10 +101,11 @@ class Watchdog(threading.Thread):
             except psutil.Error:
                 return
             if len(tree) > self.limits.max_processes:
-                self._kill(tree, Breach("processes", messages.too_many_processes(self.limits.max_processes)))
+                self._kill(tree, Breach(
+                    "processes", messages.TOO_MANY_PROCESSES.format(limit=self.limits.max_processes)))
                 return
             if _total(tree, "rss") > self.memory and _total(tree, "pss") > self.memory:
-                self._kill(tree, Breach("memory", messages.out_of_memory(self.limits.memory_mb)))
+                self._kill(tree, Breach("memory", messages.OUT_OF_MEMORY.format(limit_mb=self.limits.memory_mb)))
                 return
 
     def _kill(self, tree, breach: Breach) -> None:

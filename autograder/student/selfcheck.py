@@ -26,7 +26,7 @@ from ..pipeline.stages import Execute, NotRun, Pipeline, Prepare, ScoreHere, Wor
 
 
 def _header(name: str) -> list[str]:
-    return [messages.selfcheck_header(name), ""]
+    return [messages.SELFCHECK_HEADER.format(name=name), ""]
 
 
 def invalid_lines(name: str, message: str) -> list[str]:
@@ -39,15 +39,16 @@ def report_lines(name: str, questions, outcomes: dict[str, CheckOutcome], *, eve
     lines = _header(name)
     for q in questions:
         passed = sum(outcomes[c.number].passed for c in q.checks)
-        lines.append(messages.selfcheck_question(q.id, q.title, passed, len(q.checks)))
+        lines.append(messages.SELFCHECK_QUESTION.format(
+            question=q.id, title=q.title, passed=passed, total=len(q.checks)))
         lines.extend(f"  ! {message}" for question, message in events if question == q.id)
         for c in q.checks:
             outcome = outcomes[c.number]
             lines.append(messages.selfcheck_check(outcome.passed, c.number, c.description))
             if not outcome.passed:
-                lines.append(messages.selfcheck_fix(outcome.message))
+                lines.append(messages.SELFCHECK_FIX.format(message=outcome.message))
         lines.append("")
-    lines.extend(messages.selfcheck_note(note) for note in notes)
+    lines.extend(messages.NOTE.format(note=note) for note in notes)
     return lines + [messages.HIDDEN_NOTICE]
 
 
