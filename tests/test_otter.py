@@ -22,6 +22,7 @@ import sysconfig
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
 import dill
 import nbformat
@@ -30,12 +31,15 @@ from otter.generate import OTTER_ENV_NAME
 from otter.grade import containers
 from otter.run import AutograderConfig
 from otter.test_files import create_test_file
+from otter.test_files import abstract_test
 
+from autograder.core import messages
 from autograder.interop import otter_plugin
 from autograder.notebook.mapping import map_cells, template_cells
-from autograder.core.mnist_data import from_cache
+from autograder.core.mnist_data import ensure_mnist, from_cache
 from autograder.core.versions import supported_versions
 from autograder.core.environment import kernel_env
+from autograder.pipeline.keep import STORE, KeptCapture, restore
 from autograder.interop.otter_plugin import MEMO_FOLDER, PLUGIN_NAME, AutograderPlugin, unrunnable_questions
 from autograder.runner.sandbox import namespaces_available
 from tests.conftest import CONFIG, CORPUS, ROOT, secret_solution_lines
@@ -302,22 +306,28 @@ def otter_run(otter_zip: Path, notebook: Path, where: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def otter_scores(otter_zip, otter_image, tmp_path_factory):
-    """Per-question scores of each of RUNS, two at a time (each kernel uses one thread)."""
+def otter_graded(otter_zip, otter_image, tmp_path_factory):
+    """Each of RUNS graded, two at a time (each kernel uses one thread): Gradescope's tests of an
+    `otter run` (a list of dicts), otter's GradingResults of a container (None where it cannot mount)."""
     mamba = mamba_stand_in(tmp_path_factory.mktemp("mamba"))
 
     def grade(run):
         layout, name = run
         where, notebook = tmp_path_factory.mktemp(f"{layout}-{name}"), CORPUS / f"{name}.ipynb"
         if layout == OTTER_RUN:
-            return _question_scores(otter_run(otter_zip, notebook, where)["tests"], "name")
-        if CAN_MOUNT:
-            results = grade_in_container(otter_image, notebook, where, mamba)
-            return {q: results.get_score(q) for q in CONFIG.question_ids}
-        return None
+            return otter_run(otter_zip, notebook, where)["tests"]
+        return grade_in_container(otter_image, notebook, where, mamba) if CAN_MOUNT else None
 
     with ThreadPoolExecutor(2) as pool:
         return dict(zip(RUNS, pool.map(grade, RUNS)))
+
+
+@pytest.fixture(scope="module")
+def otter_scores(otter_graded):
+    """Per-question scores of each of RUNS."""
+    return {(layout, name): None if graded is None else _question_scores(graded, "name") if layout == OTTER_RUN
+            else {q: graded.get_score(q) for q in CONFIG.question_ids}
+            for (layout, name), graded in otter_graded.items()}
 
 
 @pytest.mark.slow
@@ -335,6 +345,49 @@ def test_otter_gives_the_same_question_scores_as_autograder_grade(layout, name, 
     ours = _question_scores(graded.results(name)["tests"], "number")
     assert otter_scores[layout, name] == ours
     assert set(ours) == set(CONFIG.question_ids)
+
+
+def _figures(output: str) -> list[str]:
+    return [line.strip().split("message: ", 1)[-1] for line in output.splitlines() if messages.MEASURED in line]
+
+
+THRESHOLDS = {c.number: c.params["threshold"] for c in CONFIG.checks if "threshold" in c.params}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [name for layout, name in RUNS if layout == OTTER_RUN])
+def test_otter_output_tells_the_measured_figures_beside_each_accuracy_check(name, otter_graded):
+    """What otter's run trained, measured in otter's process: an accuracy above each threshold the solution
+    passes, stated beside that check; nothing for the template, which trains nothing."""
+    told = {}
+    for test in otter_graded[OTTER_RUN, name]:
+        for line in test["output"].splitlines():
+            if messages.MEASURED in line:
+                told[line.strip().split(" message: ")[0]] = line
+    assert set(told) == (set(THRESHOLDS) if name == "solution" else set())
+    for number, line in told.items():
+        accuracy = float(re.search(r"précision (\d+\.\d+) %", line).group(1)) / 100
+        assert accuracy >= THRESHOLDS[number] and f"(seuil {THRESHOLDS[number] * 100:g} %)" in line
+        assert "confusions les plus fréquentes : un " in line
+
+
+def test_the_plugin_tells_what_results_json_tells_from_the_same_capture(unpacked, graded, tmp_path):
+    """Given the capture `autograder grade` scored, otter's plugin tells each accuracy check's figures digit for
+    digit as results.json tells them: one computation, in the process that grades (not the kernel)."""
+    config = json.loads((unpacked / "otter_config.json").read_text())["plugins"][0][PLUGIN_NAME]
+    restore(KeptCapture.read(graded.out / "solution"), graded.out / STORE, tmp_path / "work" / "capture")
+    plugin = AutograderPlugin(str(tmp_path / "solution.ipynb"), {}, config)
+    plugin._workdir, plugin._mnist_file = str(tmp_path / "work"), ensure_mnist()
+    passed = SimpleNamespace(results={q.id: SimpleNamespace(test_case_results=[
+        abstract_test.TestCaseResult(abstract_test.TestCase(c.number, None, False, c.points, None, None),
+                                     "✅ Test case passed", True)
+        for c in q.checks]) for q in CONFIG.questions})
+    plugin.after_grading(passed)
+    told = {r.test_case.name: r.test_case.success_message for file in passed.results.values()
+            for r in file.test_case_results if r.test_case.success_message}
+    ours = {t["number"]: line for t in graded.results("solution")["tests"] for line in _figures(t["output"])}
+    assert told == ours and set(ours) == set(THRESHOLDS)
+    assert not (tmp_path / "work").exists()
 
 
 def expected_question_scores(failing: list[str]) -> dict[str, float]:

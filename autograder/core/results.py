@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from enum import StrEnum
 
 from . import messages
-from .config import Check, Config, Question
+from .config import Check, Config, Feedback, Question
 
 
 class Status(StrEnum):
@@ -195,10 +195,14 @@ class QuestionMeasurement:
 
 def _figures(check: Check, measured: QuestionMeasurement | None, config: Config) -> str:
     """What the grader measured of the question, told with the check that judges its accuracy."""
-    shown = config.feedback
     if measured is None or "threshold" not in check.params:
         return ""
-    return messages.measured(measured.accuracy if shown.accuracy else None, float(check.params["threshold"]),
+    return figures(measured, float(check.params["threshold"]), config.feedback)
+
+
+def figures(measured: QuestionMeasurement, threshold: float, shown: Feedback) -> str:
+    """The sentence results.json and otter's output add to a question's accuracy check (French)."""
+    return messages.measured(measured.accuracy if shown.accuracy else None, threshold,
                              most_confused(measured.confusion) if shown.confusion else [])
 
 

@@ -19,6 +19,7 @@ otter's runner the JSON object it expects (see templates/otter_grading_steps.sh.
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 import shutil
 import subprocess
 import sys
@@ -65,6 +66,10 @@ def plugin_config(config: Config, memo: str | None = None) -> dict:
         "questions": list(config.question_ids),
         "seed": config.limits.seed,
         "threads": config.limits.threads,
+        # What otter's output tells beside each accuracy check, as results.json does.
+        "thresholds": {c.number: float(c.params["threshold"]) for q in config.questions for c in q.checks
+                       if "threshold" in c.params},
+        "feedback": asdict(config.feedback),
     }
 
 

@@ -29,6 +29,9 @@ from otter.plugins import AbstractOtterPlugin
 
 from ..rubric import checks
 from ..rubric.artifacts import load_question
+from ..rubric.measures import measured
+from ..core.config import Feedback
+from ..core.results import figures
 from ..core.environment import kernel_env
 from ..core.mnist_data import CACHE_FILE, MnistError, ensure_mnist, from_cache
 from ..notebook.memo import PrefixMemo, memo_key, read_memo
@@ -91,6 +94,7 @@ class AutograderPlugin(AbstractOtterPlugin):
     """Configured by ``autograder export otter`` in otter_config.json (template, placeholder, limits)."""
 
     _workdir: str | None = None
+    _mnist_file: Path | None = None
 
     def _mnist(self, workdir: Path) -> Path:
         """The zip's copy when it verifies (moved out of the student's reach), else the usual sources."""
@@ -129,14 +133,38 @@ class AutograderPlugin(AbstractOtterPlugin):
         # The kernel otter starts inherits the grader's thread caps and hash seed: same training, same scores.
         os.environ.update(kernel_env(cfg["threads"]))
         template = nbformat.from_dict(cfg["template"])
+        self._mnist_file = self._mnist(workdir)
         return instrumented_notebook(submission, template, questions=cfg["questions"],
-                                     placeholder=cfg["placeholder"], mnist=self._mnist(workdir),
+                                     placeholder=cfg["placeholder"], mnist=self._mnist_file,
                                      capture_dir=capture, seed=cfg["seed"], threads=cfg["threads"],
                                      memo=self._memo(workdir, template))
 
     def after_grading(self, results):
-        if self._workdir:
+        if not self._workdir:
+            return
+        try:
+            if results is not None:
+                self._tell_figures(results)
+        except Exception as exc:  # noqa: BLE001 - the figures are an aid: the grades stand without them
+            print(f"autograder: the measured figures were not added ({type(exc).__name__}: {exc})", file=sys.stderr)
+        finally:
             shutil.rmtree(self._workdir, ignore_errors=True)
+
+    def _tell_figures(self, results):
+        """Each accuracy check's output tells what this process measured from the capture, as results.json
+        does: computed here, not in the student's kernel, like the scoring process of `autograder grade`."""
+        cfg = self.plugin_config
+        thresholds, shown = cfg.get("thresholds", {}), Feedback(**cfg.get("feedback", {}))
+        mnist = None
+        for question, test_file in results.results.items():
+            for tcr in test_file.test_case_results:
+                if tcr.test_case.name not in thresholds:
+                    continue
+                mnist = mnist or from_cache(self._mnist_file.parent)
+                art = load_question(Path(self._workdir) / "capture", question, mnist)
+                text = figures(measured(art, mnist.y_test), thresholds[tcr.test_case.name], shown)
+                # Otter's summary shows a passed case's success message and a failed one's failure message.
+                tcr.test_case.success_message = tcr.test_case.failure_message = text or None
 
 
 # --- inside the kernel, called by the generated test files ------------------------------
