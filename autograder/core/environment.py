@@ -33,5 +33,5 @@ def kernel_env(threads: int) -> dict[str, str]:
 
 def scoring_env() -> dict[str, str]:
     """The scoring process's: it only loads the captured models and measures them, on the CPU.  The
-    hidden suite uses no third-party pytest plugin; importing them would cost every session 0.3 s."""
+    hidden suite uses no third-party pytest plugin; importing them would slow every session."""
     return process_env(SILENT, PYTHONHASHSEED="0", CUDA_VISIBLE_DEVICES="", PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")

@@ -1,6 +1,6 @@
 """The kernel fork server: runs inside a grading process's sandbox and forks one Jupyter kernel per request.
 
-Every grading kernel imports TensorFlow, Keras and ipykernel (3 to 4 s of CPU).  This server imports them once and
+Every grading kernel imports TensorFlow, Keras and ipykernel (seconds of CPU).  This server imports them once and
 forks each kernel from that state, in the same sandbox (namespaces, file view, uid, limits) a kernel would get.
 It is shipped as source (``python -c``), like the runtime (runtime/), and imports nothing of the package.
 

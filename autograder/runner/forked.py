@@ -1,7 +1,7 @@
 """Forked kernels: one sandbox per grading process, in which a fork server starts each kernel.
 
-A grading kernel spends 3 to 4 s of CPU importing TensorFlow, Keras and ipykernel before the student's first
-cell.  `KernelForkServer` starts `kernel/forkserver.py` once, in the same sandbox a kernel gets (policy prefix:
+A grading kernel spends seconds of CPU importing TensorFlow, Keras and ipykernel before the student's first
+cell (docs/performance.md).  `KernelForkServer` starts `kernel/forkserver.py` once, in the same sandbox a kernel gets (policy prefix:
 namespaces, file view, uid, limits), with fixed work, capture and kernel directories (the *slot*); each kernel is
 then a fork of it, which `ForkedProvisioner` hands to Jupyter as if it had launched it.
 

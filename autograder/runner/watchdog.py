@@ -43,7 +43,7 @@ def _total(tree, kind: str) -> int:
 def _children_pids(pid: int) -> list[int] | None:
     """The pids of ``pid``'s children as its threads' /proc children files list them; None when the
     kernel has no such files.  Ten times a second per kernel, this reads the tree's own files only,
-    where psutil reads every process's stat on the machine (about 1 ms, more on a busy grading host)."""
+    where psutil reads every process's stat on the machine (a cost that grows with the host's load)."""
     try:
         tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
