@@ -7,6 +7,7 @@ a regrade under it gives is proved in test_acceleration.py (rescored_b against u
 
 import html
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from bs4 import BeautifulSoup
 from autograder.cli.main import main
 from autograder.core.config import load_config
 from autograder.distribution import review
-from autograder.pipeline.keep import KEPT_FILE, STORE
+from autograder.pipeline.keep import KEPT_FILE, STORE, KeptCapture
 
 from .conftest import graded_copy, variant_rubric
 
@@ -179,3 +180,40 @@ def test_kept_artifacts_are_shared_across_the_class(graded):
     assert len(kept) > 30 and len(set(objects)) < len(objects) / 2
     stored = sum(p.stat().st_size for p in (graded.out / STORE).rglob("*") if p.is_file())
     assert stored / len(kept) < 10 * 2**20, stored / len(kept)      # under 10 MB per submission
+
+
+def test_scored_artifacts_are_keyed_by_what_they_depend_on_not_by_points_or_thresholds(folder, tmp_path):
+    kept = KeptCapture.read(folder / "solution")
+    variant = load_config(variant_rubric(tmp_path / "variant.toml"))      # other thresholds and points
+    margins = load_config(variant_rubric(tmp_path / "margins.toml"))
+    margins = replace(margins, contamination=replace(margins.contamination, min_rows=11))
+    fewer = replace(CONFIG, questions=CONFIG.questions[:3])
+    assert kept.scored["key"] == kept.scored_key(CONFIG) == kept.scored_key(variant)
+    assert kept.stored_artifacts(variant, folder / STORE) is not None
+    assert len({kept.scored_key(c) for c in (CONFIG, margins, fewer)}) == 3
+    assert kept.stored_artifacts(margins, folder / STORE) is None
+
+
+def test_a_rescore_the_stored_artifacts_cannot_serve_scores_from_the_capture_and_gives_what_they_give(
+        folder, graded, tmp_path):
+    """A contamination setting changed (one that changes no grade of these): every submission is scored from
+    its restored capture, as in grading, and that computes what grading stored, digit for digit, so the
+    reports are those of a rescore from the stored artifacts; damaged stored artifacts are computed again."""
+    kept = {n: KeptCapture.read(folder / n) for n in NAMES}
+    damaged = folder / STORE / kept["epochs_3"].scored["object"][:2] / kept["epochs_3"].scored["object"]
+    damaged.unlink()                                     # a hard link: the graded corpus keeps its copy
+    damaged.write_bytes(b"damaged")
+    variant = variant_rubric(tmp_path / "variant.toml")
+    margins = tmp_path / "margins.toml"
+    margins.write_text(variant.read_text().replace("min_rows = 10", "min_rows = 11"))
+    assert main(["--config", str(margins), "rescore", str(folder), "--workers", "1"]) == 0
+    for name in NAMES:
+        now = KeptCapture.read(folder / name)
+        assert now.scored["key"] == now.scored_key(load_config(margins)) != kept[name].scored["key"]
+        assert now.scored["object"] == kept[name].scored["object"]      # the same artifacts, computed again
+        assert now.stored_artifacts(load_config(margins), folder / STORE) is not None
+    stored = graded_copy(graded.out, NAMES, tmp_path / "stored")
+    assert main(["--config", str(variant), "rescore", str(stored), "--workers", "1"]) == 0
+    reports = ("results.json", "feedback.html")
+    assert {k: v for k, v in files(folder).items() if k.endswith(reports)} == \
+        {k: v for k, v in files(stored).items() if k.endswith(reports)}

@@ -3,20 +3,20 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import __version__
 from ..core.config import Config
+from ..core.files import file_digest
 
 FILE = "history.jsonl"
 
 
 def rubric_hash(config: Config) -> str:
     """The rubric as graded: grading.toml's bytes."""
-    return hashlib.sha256(config.path.read_bytes()).hexdigest()[:16] if config.path else ""
+    return file_digest(config.path)[:16] if config.path else ""
 
 
 def record(out: Path, config: Config, command: str, changed: dict[str, list[str]]) -> dict:

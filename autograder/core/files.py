@@ -3,6 +3,7 @@ leaves a half-written result, report or cache behind."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -23,3 +24,16 @@ def write_atomic(path: Path, data: str | bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def file_digest(path: Path) -> str:
+    """The SHA-256 of a file's bytes, in hex."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def tree_digest(root: Path, pattern: str = "*.py") -> str:
+    """The SHA-256 of the files under ``root`` matching ``pattern``, names and bytes, in a fixed order."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(root).rglob(pattern)):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()

@@ -29,7 +29,7 @@ from distributed.scheduler import KilledWorker
 
 from .. import __version__
 from ..core.config import CONFIG_ENV, Config, LimitOverrides, load_config
-from ..core.files import write_atomic
+from ..core.files import file_digest, tree_digest, write_atomic
 from ..core.mnist_data import ensure_mnist
 from ..core.results import GradeReport
 
@@ -54,10 +54,9 @@ class Task:
     accelerate: bool
 
 
-# No dashboard, so no use for the worker's statistical profiler (a thread sampling every stack every
-# 10 ms, about 2 % of a core per worker), nor for a 20 ms tick in each of the scheduler, nannies and
-# workers that only measures how late the event loop runs: an idle cluster of 2 workers took 4.7
-# CPU-seconds a minute with it, 1.1 with a 1 s tick.
+# No dashboard, so no use for the worker's statistical profiler (a thread sampling every stack), nor for
+# the default fast tick in each of the scheduler, nannies and workers that only measures how late the event
+# loop runs: both cost an idle cluster CPU all the time (docs/performance.md, Dask).
 LOCAL_CLUSTER_CONFIG = {"distributed.worker.profile.enabled": False, "distributed.admin.tick.interval": "1s"}
 
 
@@ -65,14 +64,11 @@ def grader_identity(config_path: str | None = None) -> dict[str, str]:
     """What makes two graders give the same grade: this package's version and the hashes of
     grading.toml, the student template and the rubric (its checks and hidden suite)."""
     config = load_config(Path(config_path) if config_path else None)
-    rubric = hashlib.sha256()
-    for path in sorted(RUBRIC.rglob("*.py")):
-        rubric.update(path.relative_to(RUBRIC).as_posix().encode() + b"\0" + path.read_bytes())
     return {
         "version": __version__,
-        "grading.toml": hashlib.sha256(config.path.read_bytes()).hexdigest(),
-        "student template": hashlib.sha256(config.student.read_bytes()).hexdigest(),
-        "rubric": rubric.hexdigest(),
+        "grading.toml": file_digest(config.path),
+        "student template": file_digest(config.student),
+        "rubric": tree_digest(RUBRIC),
     }
 
 

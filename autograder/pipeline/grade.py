@@ -26,7 +26,7 @@ from ..notebook.plan import preamble_source
 from ..runner.forked import ForkedLauncher, ForkServerError, KernelForkServer, fork_server
 from ..runner.confinement import submission_view
 from ..runner.sandbox import SandboxLauncher, SandboxPolicy
-from ..runner.scoring import score, warm_up
+from ..runner.scoring import STORED_ARTIFACTS, score, warm_up
 from .keep import STORE, keep
 from .memo import prefix_memo
 from .report import executed_notebook, write_submission_reports
@@ -95,25 +95,35 @@ class ScoreApart:
     warm: bool = True
 
     def __call__(self, work: Work) -> Work:
+        """Scores from the capture, or from ``work.artifacts`` when given; the artifacts scoring computed are
+        stored into ``work.artifacts`` (not for the public checks alone, which measure less)."""
         with tempfile.TemporaryDirectory(prefix="autograder-scoring-") as scoring:
             started = time.monotonic()
+            given = None
+            if work.artifacts is not None:
+                given = Path(scoring) / "given.json"
+                given.write_text(work.artifacts, encoding="utf-8")
             scores = score(self.config, work.capture, work.failed, Path(scoring), config_path=self.config_path,
-                           public_only=self.public_only, warm=self.warm)
+                           public_only=self.public_only, warm=self.warm, artifacts=given,
+                           store_artifacts=given is None and not self.public_only)
             if work.result is not None:
                 work.result.seconds["scoring"] = time.monotonic() - started
-            log = Path(scoring) / "scoring.log"
+            log, computed = Path(scoring) / "scoring.log", Path(scoring) / STORED_ARTIFACTS
             if log.exists():
                 shutil.copy(log, self.log_to / "scoring.log")
-        return replace(work, scores=scores)
+            artifacts = computed.read_text(encoding="utf-8") if computed.exists() else work.artifacts
+        return replace(work, scores=scores, artifacts=artifacts)
 
 
 @dataclass(frozen=True)
 class Keep:
     """What scoring read, kept beside the reports for `autograder rescore` (keep.py)."""
     job: Job
+    config: Config
 
     def __call__(self, work: Work) -> Work:
-        keep(work.capture, work.failed, self.job.out_dir, self.job.out_dir.parent / STORE)
+        keep(work.capture, work.failed, self.job.out_dir, self.job.out_dir.parent / STORE, self.config,
+             work.artifacts)
         return work
 
 
@@ -138,7 +148,7 @@ def _grade_notebook(config: Config, job: Job, sub) -> GradeReport:
             NotRun(config.question_ids, config.placeholder),
             StopKernels(server, result_log.append),
             ScoreApart(config, job.config_path, job.out_dir, job.public_only, job.accelerate),
-            None if job.public_only else Keep(job))
+            None if job.public_only else Keep(job, config))
         work = grading(Work(sub.notebook, capture_root / CAPTURE, scratch, notes=tuple(sub.notes)))
         _keep_tail(kernel_log, job.out_dir / "kernel.log")
     result, scores = work.result, work.scores

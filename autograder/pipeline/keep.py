@@ -7,30 +7,44 @@ fingerprints, and a submission's own repeated arrays, are the same bytes).  ``in
 array, so an array shared by two captures is stored once; restoring writes the capture back as the
 scoring process reads it.  The kept capture is tied to the kernel runtime that wrote it: a runtime that
 captures something else needs a regrade (``KeptCapture.runtime``).
+
+What the scoring process computed from the capture (each question's artifacts, rubric/stored.py) is kept
+too, under a key naming everything it depends on (``KeptCapture.scored_key``): a rescore that changes only
+points, thresholds or check parameters gives it back to the scoring process, which then loads no model.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from ..core.files import write_atomic
+from ..core.config import Config
+from ..core.files import tree_digest, write_atomic
 from ..kernel.runtime.format import INPUTS_FILE
 from ..notebook.plan import runtime_sources
 
 KEPT_FILE = "kept.json"       # in each submission's folder
 STORE = ".kept"               # in the class output folder
+PACKAGE = Path(__file__).resolve().parents[1]    # the grader's code, which computed the stored artifacts
+DAMAGED = (OSError, ValueError, zlib.error)      # what reading a lost or damaged object raises
 LEVEL = 1                     # zlib: the arrays are mostly zeros or random floats; more effort buys little
 
 
+@functools.cache
 def runtime_digest() -> str:
     """What the kept captures depend on: the kernel runtime's sources."""
     return hashlib.sha256(json.dumps(runtime_sources()).encode()).hexdigest()[:24]
+
+
+@functools.cache
+def _code_digest() -> str:
+    return tree_digest(PACKAGE)
 
 
 @dataclass(frozen=True)
@@ -39,6 +53,32 @@ class KeptCapture:
     failed: dict[str, str]                       # question -> why it was not graded (the scoring's input)
     files: dict[str, str] = field(default_factory=dict)     # capture-relative path -> object
     arrays: dict[str, dict] = field(default_factory=dict)   # question -> name -> {object, dtype, shape}
+    scored: dict[str, str] = field(default_factory=dict)    # {key: scored_key(), object}: the artifacts scoring
+    #                                                         computed from this capture (rubric/stored.py)
+
+    def scored_key(self, config: Config) -> str:
+        """What the stored artifacts depend on: this capture, the rubric's questions and contamination
+        settings (what load_question reads of it), and the grader's code.  Points, thresholds and other
+        check parameters are not in it: the checks apply them to the artifacts."""
+        data = {"capture": [self.runtime, self.failed, self.files, self.arrays], "code": _code_digest(),
+                "questions": list(config.question_ids), "contamination": asdict(config.contamination)}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:24]
+
+    def stored_artifacts(self, config: Config, store: Path) -> str | None:
+        """The artifacts scoring stored for this capture under ``config``'s settings, if it did."""
+        if self.scored.get("key") != self.scored_key(config):
+            return None
+        try:
+            return _get(self.scored["object"], store).decode()
+        except DAMAGED:      # lost or damaged: scored again from the capture
+            return None
+
+    def with_scored(self, config: Config, artifacts: str, store: Path) -> KeptCapture:
+        return replace(self, scored={"key": self.scored_key(config),
+                                     "object": _put(artifacts.encode(), store, check=True)})
+
+    def write(self, submission_dir: Path) -> None:
+        write_atomic(Path(submission_dir) / KEPT_FILE, json.dumps(asdict(self), indent=1, ensure_ascii=False))
 
     @classmethod
     def read(cls, submission_dir: Path) -> KeptCapture | None:
@@ -48,8 +88,10 @@ class KeptCapture:
             return None
 
 
-def keep(capture: Path, failed: dict[str, str], submission_dir: Path, store: Path) -> KeptCapture:
-    """Store the capture's bytes in ``store`` and write the submission's ``kept.json``."""
+def keep(capture: Path, failed: dict[str, str], submission_dir: Path, store: Path, config: Config,
+         artifacts: str | None = None) -> KeptCapture:
+    """Store the capture's bytes (and what scoring computed from them) in ``store`` and write the
+    submission's ``kept.json``."""
     files, arrays = {}, {}
     for path in sorted(p for p in Path(capture).rglob("*") if p.is_file()):
         relative = path.relative_to(capture).as_posix()
@@ -59,7 +101,9 @@ def keep(capture: Path, failed: dict[str, str], submission_dir: Path, store: Pat
         else:
             files[relative] = _put(path.read_bytes(), store)
     kept = KeptCapture(runtime_digest(), dict(failed), files, arrays)
-    write_atomic(Path(submission_dir) / KEPT_FILE, json.dumps(asdict(kept), indent=1, ensure_ascii=False))
+    if artifacts is not None:
+        kept = kept.with_scored(config, artifacts, store)
+    kept.write(submission_dir)
     return kept
 
 
@@ -85,12 +129,22 @@ def _put_array(array: np.ndarray, store: Path) -> dict:
     return {"object": _put(array.tobytes(), store), "dtype": array.dtype.str, "shape": list(array.shape)}
 
 
-def _put(data: bytes, store: Path) -> str:
+def _put(data: bytes, store: Path, check: bool = False) -> str:
+    """Store ``data`` under its name; ``check``: a copy there is read back first (it may be what a rescore found
+    damaged)."""
     name = hashlib.sha256(data).hexdigest()
     path = _object_path(name, store)
-    if not path.exists():          # written by another submission (or an earlier run) already: the same bytes
-        write_atomic(path, zlib.compress(data, LEVEL))
+    if not path.exists() or check and not _intact(name, store):
+        write_atomic(path, zlib.compress(data, LEVEL))    # else written by another submission or run: the same bytes
     return name
+
+
+def _intact(name: str, store: Path) -> bool:
+    try:
+        _get(name, store)
+        return True
+    except DAMAGED:
+        return False
 
 
 def _get(name: str, store: Path) -> bytes:

@@ -40,24 +40,31 @@ def needs(submission_dir: Path, config: Config, store: Path, report: GradeReport
 
 @dataclass(frozen=True)
 class Restore:
-    """The kept capture written back where the scoring process reads it."""
+    """The kept capture written back where the scoring process reads it; or, when scoring stored what it
+    computed from it under the same settings, that instead (no capture, no model loaded)."""
     kept: KeptCapture
     store: Path
+    artifacts: str | None        # KeptCapture.stored_artifacts under the rubric scoring now
 
     def __call__(self, work: Work) -> Work:
-        restore(self.kept, self.store, work.capture)
-        return replace(work, failed=dict(self.kept.failed))
+        if self.artifacts is None:
+            restore(self.kept, self.store, work.capture)
+        return replace(work, failed=dict(self.kept.failed), artifacts=self.artifacts)
 
 
 def rescore_submission(report: GradeReport, kept: KeptCapture | None, config: Config, store: Path,
                        staging: Path) -> GradeReport:
-    """The report under ``config``'s rubric: scored again from ``kept`` (scoring.log into ``staging``), or,
-    when nothing ran, only re-mapped."""
+    """The report under ``config``'s rubric: scored again from ``kept`` (scoring.log into ``staging``, and
+    kept.json when scoring stored new artifacts), or, when nothing ran, only re-mapped."""
     if kept is None:
         return report
+    stored = kept.stored_artifacts(config, store)
     with tempfile.TemporaryDirectory(prefix="autograder-rescore-") as tmp:
-        rescoring = Pipeline(Restore(kept, store), ScoreApart(config, config.path, staging))
-        scores = rescoring(Work(None, Path(tmp) / "capture")).scores
+        rescoring = Pipeline(Restore(kept, store, stored), ScoreApart(config, config.path, staging))
+        work = rescoring(Work(None, Path(tmp) / "capture"))
+    scores = work.scores
+    if stored is None and work.artifacts is not None:     # the next rescore under these settings reads them
+        kept.with_scored(config, work.artifacts, store).write(staging)
     old = set(measurement_notes(report.measurements))
     notes = [n for n in report.notes if n not in old] + measurement_notes(scores.measurements)
     return GradeReport.of(config, report.submission, report.status, scores.outcomes, events=report.events,

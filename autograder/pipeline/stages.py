@@ -8,7 +8,8 @@ path                 stages (launcher)
 ===================  =========================================================================
 grading              Prepare → Replay → Execute (sandboxed or forked) → NotRun → StopKernels →
                      ScoreApart (the clean scoring process) → Keep — pipeline/grade.py
-rescoring            (no kernel) the kept capture restored → ScoreApart — pipeline/rescore.py
+rescoring            (no kernel) Restore (the artifacts grading's scoring stored, or the kept capture)
+                     → ScoreApart — pipeline/rescore.py
 self-check           Prepare → Execute (the student's plain kernel) → NotRun → ScoreHere
                      (public checks, in verifier.py's process) — student/selfcheck.py
 otter's plugin       Prepare (questions that cannot run named in the preamble) → Replay; otter
@@ -52,6 +53,7 @@ class Work:
     result: ExecutionResult | None = None
     failed: dict[str, str] = field(default_factory=dict)   # question -> French reason it is not graded
     scores: Scores | None = None
+    artifacts: str | None = None         # the questions' artifacts as scoring stored them (rubric/stored.py)
 
 
 class Stage(Protocol):

@@ -35,6 +35,7 @@ from ..rubric import checks
 
 PR_SET_PDEATHSIG = 1
 SUITE = Path(__file__).resolve().parents[1] / "rubric" / "hidden_tests"
+SERVE, SERVE_LAZY = "--serve", "--serve-lazy"     # the warm process, importing Keras now or when first needed
 
 
 class ResultsPlugin:
@@ -58,8 +59,14 @@ class ResultsPlugin:
                                            indent=1))
 
 
+STORED_ARTIFACTS = "artifacts.json"    # in score()'s workdir: what the scoring process computed, when asked
+
+
 def score(config: Config, capture_dir: Path, failed: dict[str, str], workdir: Path, *,
-          config_path: Path | None = None, public_only: bool = False, warm: bool = False) -> Scores:
+          config_path: Path | None = None, public_only: bool = False, warm: bool = False,
+          artifacts: Path | None = None, store_artifacts: bool = False) -> Scores:
+    """The checks' outcomes and measurements, from the capture or from ``artifacts`` (rubric/stored.py) that
+    an earlier scoring of the same capture stored; ``store_artifacts`` stores them in workdir/STORED_ARTIFACTS."""
     workdir.mkdir(parents=True, exist_ok=True)
     execution = workdir / "execution.json"
     execution.write_text(json.dumps({"failed": failed}, ensure_ascii=False))
@@ -68,8 +75,10 @@ def score(config: Config, capture_dir: Path, failed: dict[str, str], workdir: Pa
     argv = [str(results), str(SUITE), "--capture-dir", str(capture_dir), "--execution", str(execution),
             "--measurements", str(measurements),
             "--grading-config", str(config_path or config.path)] + \
-        (["--public-only"] if public_only else [])
-    returncode = _server().run(argv, workdir) if warm else None
+        (["--public-only"] if public_only else []) + \
+        (["--artifacts-in", str(artifacts)] if artifacts else []) + \
+        (["--artifacts-out", str(workdir / STORED_ARTIFACTS)] if store_artifacts else [])
+    returncode = _server().run(argv, workdir, models=artifacts is None) if warm else None
     if returncode is None:     # cold, or the warm process died: a fresh process, as without acceleration
         results.unlink(missing_ok=True)
         proc = subprocess.run([sys.executable, "-m", "autograder.runner.scoring", *argv], capture_output=True,
@@ -94,21 +103,23 @@ class ScoringServer:
     def __init__(self):
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> None:
+    def start(self, models: bool = True) -> None:
         """A process ready for the next submission: started now (it imports while a kernel runs), unless
-        the one there is alive."""
+        the one there is alive.  ``models`` False: it imports Keras only for the first session that
+        loads a model (a rescore from stored artifacts may load none)."""
         if self.proc is None or self.proc.poll() is not None:
             self.close()
-            self.proc = subprocess.Popen([sys.executable, "-m", "autograder.runner.scoring", "--serve"],
+            self.proc = subprocess.Popen([sys.executable, "-m", "autograder.runner.scoring",
+                                          SERVE if models else SERVE_LAZY],
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                          text=True, env=scoring_env(), cwd=tempfile.gettempdir())
 
-    def run(self, argv: list[str], workdir: Path) -> int | None:
+    def run(self, argv: list[str], workdir: Path, models: bool = True) -> int | None:
         """The pytest session's return code, or None when the server or its child died (the caller
         retries cold).  A dead child leaves the server as it was: the next submission forks another."""
-        self.start()
+        self.start(models=False)
         try:
-            self.proc.stdin.write(json.dumps({"argv": argv, "cwd": str(workdir)}) + "\n")
+            self.proc.stdin.write(json.dumps({"argv": argv, "cwd": str(workdir), "models": models}) + "\n")
             self.proc.stdin.flush()
             reply = self.proc.stdout.readline()
         except OSError:
@@ -154,33 +165,42 @@ def _main(argv: list[str]) -> int:
                            plugins=[ResultsPlugin(results)]))
 
 
-def _warm_imports() -> None:
-    """Import what every session needs (and build the contamination references), then freeze it: the 400,000 objects of TensorFlow, Keras and
-    scikit-learn would otherwise be traversed by every full collection (0.2 s each, several per
-    submission), and in a forked child that traversal would also copy the pages they share.
+def _warm_imports(models: bool = True) -> None:
+    """Import what every session needs, and with ``models`` what loading a model and searching the training
+    data need (building the contamination references), then freeze it: the 400,000 objects of TensorFlow,
+    Keras and scikit-learn would otherwise be traversed by every full collection (several per submission),
+    and in a forked child that traversal would also copy the pages they share.
     Importing runs no TensorFlow operation, so no runtime thread exists yet to be lost by a fork."""
-    import keras  # noqa: F401
-    import sklearn.neighbors  # noqa: F401 - the contamination search's, imported by the first session otherwise
-
     from ..core.mnist_data import MnistError, shared_mnist
-    from ..rubric import artifacts, checks, contamination, measures  # noqa: F401
+    from ..rubric import artifacts, checks, measures, stored  # noqa: F401
 
-    try:    # what every submission's contamination search compares with, built once for all the children
-        contamination.prepare(shared_mnist())
+    try:
+        mnist = shared_mnist()
     except MnistError:
-        pass        # each session then reads the copy it is given, as a cold one does
+        mnist = None     # each session then reads the copy it is given, as a cold one does
+    if models:
+        import keras  # noqa: F401
+        import sklearn.neighbors  # noqa: F401 - the contamination search's, imported by the first session otherwise
+
+        from ..rubric import contamination
+
+        if mnist is not None:    # what every submission's contamination search compares with, built once
+            contamination.prepare(mnist)
     gc.collect()
     gc.freeze()
 
 
-def _serve() -> int:
+def _serve(models: bool) -> int:
     """The warm process's loop.  Its replies go to a private copy of stdout; what pytest and
     TensorFlow print goes to each submission's scoring.log, never into the replies."""
     replies = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
-    _warm_imports()
+    _warm_imports(models)
     for line in sys.stdin:
         request = json.loads(line)
+        if request.get("models", True) and not models:
+            _warm_imports(models=True)
+            models = True
         sys.stdout.flush()
         server = os.getpid()
         pid = os.fork()
@@ -219,4 +239,4 @@ def _child(request: dict, server: int, replies: int) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_serve() if sys.argv[1:] == ["--serve"] else _main(sys.argv[1:]))
+    sys.exit(_serve(sys.argv[1] == SERVE) if sys.argv[1:2] in ([SERVE], [SERVE_LAZY]) else _main(sys.argv[1:]))

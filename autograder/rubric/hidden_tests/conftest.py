@@ -8,6 +8,7 @@ import pytest
 from autograder.rubric.artifacts import load_question
 from autograder.core.config import load_config
 from autograder.core.mnist_data import shared_mnist
+from autograder.rubric import stored
 from autograder.rubric.measures import measured
 
 
@@ -18,6 +19,9 @@ def pytest_addoption(parser):
     group.addoption("--execution", default=None, help="JSON of the questions that failed to run")
     group.addoption("--measurements", default=None, help="where to write what was measured")
     group.addoption("--public-only", action="store_true", help="run only the checks students may see")
+    group.addoption("--artifacts-in", default=None, help="the questions' artifacts as stored (rubric/stored.py): "
+                    "used instead of the capture")
+    group.addoption("--artifacts-out", default=None, help="where to store the questions' artifacts")
 
 
 def pytest_generate_tests(metafunc):
@@ -38,8 +42,14 @@ def artifacts(pytestconfig, config):
     execution = pytestconfig.getoption("--execution")
     failed = json.loads(Path(execution).read_text()).get("failed", {}) if execution else {}
     mnist = shared_mnist()
-    arts = {q: load_question(capture, q, mnist, failure=failed.get(q), contamination=config.contamination)
-            for q in config.question_ids}
+    given, keep = pytestconfig.getoption("--artifacts-in"), pytestconfig.getoption("--artifacts-out")
+    if given:
+        arts = stored.loads(Path(given).read_text(encoding="utf-8"))
+    else:
+        arts = {q: load_question(capture, q, mnist, failure=failed.get(q), contamination=config.contamination)
+                for q in config.question_ids}
+    if keep:
+        Path(keep).write_text(stored.dumps(arts), encoding="utf-8")
     out = pytestconfig.getoption("--measurements")
     if out:
         Path(out).write_text(json.dumps({q: measured(a, mnist.y_test).to_dict() for q, a in arts.items()},
