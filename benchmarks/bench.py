@@ -194,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         figures[label] = {"wall_s": m.wall, "cpu_s": m.cpu, **_memory(m),
                           "per_hour": 3600 * len(batch) / m.wall, "cpu_per_submission_s": m.cpu / len(batch)}
         _print(label, figures[label], base, per=len(batch))
+    figures.update(feedback_pages(out / "class-2-1"))
     figures.update(rescoring(out / "class-2-1", len(batch), measured[2, True]))
     if args.baseline and args.pairs > 0:
         figures.update(baseline(args.baseline, batch, out, base, measured[2, True], args.pairs))
@@ -258,6 +259,29 @@ def baseline(rev: str, batch: list[Path], out: Path, base: Measured, accelerated
     print(f"  2 workers now, over the {pairs} pairs: {wall / sum(m.wall for m in ours):.2f}x its throughput, "
           f"{sum(m.cpu for m in ours) / cpu:.2f}x its CPU", flush=True)
     return {label: figure}
+
+
+def feedback_pages(graded: Path) -> dict[str, dict]:
+    """What each student's feedback page costs: the CPU of rendering it again from its results.json (the pictures
+    included), in this process, and its size."""
+    from autograder.pipeline.report import read_report
+    from autograder.core.config import load_config
+    from autograder.core.mnist_data import ensure_mnist, shared_mnist
+    from autograder.pipeline.feedback import render_feedback
+
+    config, mnist = load_config(), shared_mnist(ensure_mnist().parent)
+    render_feedback(config, read_report(graded / "solution", config), mnist)      # imports and templates, once
+    cpu, size = [], []
+    for results in sorted(graded.glob("*/results.json")):
+        report = read_report(results.parent, config)
+        started = time.process_time()
+        page = render_feedback(config, report, mnist)
+        cpu.append(time.process_time() - started)
+        size.append(len(page.encode()))
+    print(f"\nfeedback page, {len(cpu)} submissions: CPU mean {sum(cpu) / len(cpu):.3f} s, max {max(cpu):.3f} s; "
+          f"size mean {sum(size) / len(size) / 1000:.0f} KB, max {max(size) / 1000:.0f} KB", flush=True)
+    return {"feedback page (render, per submission)": {"cpu_s": sum(cpu) / len(cpu), "max_cpu_s": max(cpu),
+                                                      "max_kb": max(size) / 1000}}
 
 
 RESCORED_CLASS = 50     # the review issue's class: its goal is a rescore in under a minute, 20x faster than grading
