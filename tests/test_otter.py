@@ -9,6 +9,7 @@ project's venv, under an overlay that keeps it untouched, plays otter's conda en
 (a stand-in ``mamba`` activates it).
 """
 
+import ast
 import copy
 import csv
 import json
@@ -21,6 +22,7 @@ import sys
 import sysconfig
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -34,6 +36,7 @@ from otter.test_files import create_test_file
 from otter.test_files import abstract_test
 
 from autograder.core import messages
+from autograder.core.config import Contamination
 from autograder.interop import otter_plugin
 from autograder.notebook.mapping import map_cells, template_cells
 from autograder.core.mnist_data import ensure_mnist, from_cache
@@ -115,8 +118,30 @@ def test_otter_config_names_the_plugin_and_carries_no_solution(unpacked):
     settings = plugin[PLUGIN_NAME]
     assert nbformat.from_dict(settings["template"]) == TEMPLATE
     assert (settings["seed"], settings["threads"]) == (CONFIG.limits.seed, CONFIG.limits.threads)
+    assert settings["contamination"] == asdict(CONFIG.contamination)
     text = "".join(p.read_text(errors="replace") for p in unpacked.rglob("*") if p.is_file() and p.suffix != ".npz")
     assert not [line for line in secret_solution_lines() if line in text]
+
+
+def test_the_checks_in_otters_kernel_read_grading_tomls_contamination_settings(tmp_path):
+    """The runtime's configuration carries them: `check` builds each question's artifacts with them."""
+    settings = {"margin": 0.3, "min_rows": 12, "spectrum_margin": 0.2}
+    nb = otter_plugin.instrumented_notebook(nbformat.read(CORPUS / "solution.ipynb", as_version=4), TEMPLATE,
+                                            questions=CONFIG.question_ids, placeholder=CONFIG.placeholder,
+                                            mnist=tmp_path / "mnist.npz", capture_dir=tmp_path / "capture", seed=0,
+                                            threads=1, contamination=settings)
+    runtime_config = re.search(r"__import__\('json'\)\.loads\((.*)\)\)$", nb.cells[0].source, re.M).group(1)
+    assert json.loads(ast.literal_eval(runtime_config))["contamination"] == settings
+    calls = []
+    fake_runtime = SimpleNamespace(_state={"config": {"capture_dir": str(tmp_path), "mnist": str(ensure_mnist()),
+                                                      "contamination": settings}})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(sys.modules, otter_plugin.RUNTIME_MODULE, fake_runtime)
+        patch.setattr(otter_plugin, "load_question", lambda *a, **k: calls.append(k["contamination"]) or "art")
+        patch.setattr(otter_plugin.checks, "run_check", lambda *a: None)
+        patch.setattr(otter_plugin, "_artifacts", {})
+        otter_plugin.check("q1", "trained", {})
+    assert calls == [Contamination(**settings)]
 
 
 def test_student_notebook_tells_otter_where_each_question_ends():

@@ -70,6 +70,7 @@ def plugin_config(config: Config, memo: str | None = None) -> dict:
         "thresholds": {c.number: float(c.params["threshold"]) for q in config.questions for c in q.checks
                        if "threshold" in c.params},
         "feedback": asdict(config.feedback),
+        "contamination": asdict(config.contamination),     # the checks search training data as grading does
     }
 
 

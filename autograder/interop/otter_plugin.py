@@ -30,7 +30,7 @@ from otter.plugins import AbstractOtterPlugin
 from ..rubric import checks
 from ..rubric.artifacts import load_question
 from ..rubric.measures import measured
-from ..core.config import Feedback
+from ..core.config import Contamination, Feedback
 from ..core.results import figures
 from ..core.environment import kernel_env
 from ..core.mnist_data import CACHE_FILE, MnistError, ensure_mnist, from_cache
@@ -68,14 +68,16 @@ def unrunnable_questions(cell_map, questions, placeholder: str) -> dict[str, str
 
 def instrumented_notebook(submission: nbformat.NotebookNode, template: nbformat.NotebookNode, *, questions,
                           placeholder: str, mnist: Path, capture_dir: Path, seed: int, threads: int,
-                          memo: PrefixMemo | None = None):
-    """The notebook otter executes: our plan's steps as cells, otter's checks after each capture."""
+                          memo: PrefixMemo | None = None, contamination: dict | None = None):
+    """The notebook otter executes: our plan's steps as cells, otter's checks after each capture (which read
+    ``contamination``, grading.toml's settings, from the runtime's configuration)."""
     replay = capture_dir.parent / "replay"
     if memo is not None:
         replay.mkdir(exist_ok=True)
     planning = Pipeline(
         Prepare(template, lambda cell_map: preamble_source(
-            mnist, capture_dir, seed, threads, failed=unrunnable_questions(cell_map, questions, placeholder))),
+            mnist, capture_dir, seed, threads, failed=unrunnable_questions(cell_map, questions, placeholder),
+            contamination=contamination or {})),
         memo and Replay(memo, replay))
     cells = []
     for step in planning(Work(submission, capture_dir)).steps:
@@ -137,7 +139,7 @@ class AutograderPlugin(AbstractOtterPlugin):
         return instrumented_notebook(submission, template, questions=cfg["questions"],
                                      placeholder=cfg["placeholder"], mnist=self._mnist_file,
                                      capture_dir=capture, seed=cfg["seed"], threads=cfg["threads"],
-                                     memo=self._memo(workdir, template))
+                                     memo=self._memo(workdir, template), contamination=cfg.get("contamination"))
 
     def after_grading(self, results):
         if not self._workdir:
@@ -161,7 +163,8 @@ class AutograderPlugin(AbstractOtterPlugin):
                 if tcr.test_case.name not in thresholds:
                     continue
                 mnist = mnist or from_cache(self._mnist_file.parent)
-                art = load_question(Path(self._workdir) / "capture", question, mnist)
+                art = load_question(Path(self._workdir) / "capture", question, mnist,
+                                    contamination=Contamination(**cfg.get("contamination", {})))
                 text = figures(measured(art, mnist.y_test), thresholds[tcr.test_case.name], shown)
                 # Otter's summary shows a passed case's success message and a failed one's failure message.
                 tcr.test_case.success_message = tcr.test_case.failure_message = text or None
@@ -181,5 +184,6 @@ def check(question: str, function: str, params: dict) -> None:
         if not _mnist_arrays:
             _mnist_arrays.append(from_cache(Path(config["mnist"]).parent))
         _artifacts[question] = load_question(Path(config["capture_dir"]), question, _mnist_arrays[0],
-                                             failure=config.get("failed", {}).get(question))
+                                             failure=config.get("failed", {}).get(question),
+                                             contamination=Contamination(**config.get("contamination", {})))
     checks.run_check(_artifacts[question], function, params)
