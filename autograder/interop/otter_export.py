@@ -19,12 +19,12 @@ otter's runner the JSON object it expects (see templates/otter_grading_steps.sh.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 import shutil
 import subprocess
 import sys
 import tempfile
 import zipfile
+from dataclasses import asdict
 from pathlib import Path
 
 import nbformat
@@ -67,8 +67,7 @@ def plugin_config(config: Config, memo: str | None = None) -> dict:
         "seed": config.limits.seed,
         "threads": config.limits.threads,
         # What otter's output tells beside each accuracy check, as results.json does.
-        "thresholds": {c.number: float(c.params["threshold"]) for q in config.questions for c in q.checks
-                       if "threshold" in c.params},
+        "thresholds": {c.number: float(c.params["threshold"]) for c in config.checks if "threshold" in c.params},
         "feedback": asdict(config.feedback),
         "contamination": asdict(config.contamination),     # the checks search training data as grading does
     }

@@ -157,15 +157,17 @@ class AutograderPlugin(AbstractOtterPlugin):
         does: computed here, not in the student's kernel, like the scoring process of `autograder grade`."""
         cfg = self.plugin_config
         thresholds, shown = cfg.get("thresholds", {}), Feedback(**cfg.get("feedback", {}))
+        contamination = Contamination(**cfg.get("contamination", {}))
         mnist = None
         for question, test_file in results.results.items():
-            for tcr in test_file.test_case_results:
-                if tcr.test_case.name not in thresholds:
-                    continue
-                mnist = mnist or from_cache(self._mnist_file.parent)
-                art = load_question(Path(self._workdir) / "capture", question, mnist,
-                                    contamination=Contamination(**cfg.get("contamination", {})))
-                text = figures(measured(art, mnist.y_test), thresholds[tcr.test_case.name], shown)
+            told = [tcr for tcr in test_file.test_case_results if tcr.test_case.name in thresholds]
+            if not told:
+                continue
+            mnist = mnist or from_cache(self._mnist_file.parent)
+            art = load_question(Path(self._workdir) / "capture", question, mnist, contamination=contamination)
+            question_measured = measured(art, mnist.y_test)
+            for tcr in told:
+                text = figures(question_measured, thresholds[tcr.test_case.name], shown)
                 # Otter's summary shows a passed case's success message and a failed one's failure message.
                 tcr.test_case.success_message = tcr.test_case.failure_message = text or None
 
