@@ -3,6 +3,7 @@ sandbox see nothing of the submission graded before theirs, cannot reach the ser
 does not answer is replaced without losing a kernel.  That forked kernels grade exactly like launched ones is
 shown by tests/test_acceleration.py (the corpus graded with and without acceleration)."""
 
+import os
 import subprocess
 import sys
 import time
@@ -34,11 +35,11 @@ def view():
     close_servers()
 
 
-def run_cells(view, server, *sources):
+def run_cells(view, server, *sources, limits=LIMITS):
     """The cells in one forked kernel, as a submission's would run; each cell's printed text."""
     steps = [Step("cell", source, position=i) for i, source in enumerate(sources)]
-    launcher = ForkedLauncher(LIMITS, replace(view, writable=(str(server.work), str(server.capture))), server)
-    result = execute(steps, server.work, LIMITS, launcher=launcher)
+    launcher = ForkedLauncher(limits, replace(view, writable=(str(server.work), str(server.capture))), server)
+    result = execute(steps, server.work, limits, launcher=launcher)
     texts = ["".join(o.get("text", "") for o in result.outputs[i] if o.get("name") == "stdout")
              for i in range(len(sources))]
     return result, texts
@@ -180,3 +181,24 @@ def test_the_slot_of_a_killed_grading_process_goes_with_the_next_server_and_a_li
     remove_orphan_slots()
     assert replacement.slot.is_dir()    # a live server's slot is never swept
     finish(replacement)
+
+
+def test_a_cell_has_its_time_limit_of_computation_however_busy_the_machine(view):
+    """A kernel given half a processor by another process finishes a cell that computes for less than the limit
+    (it lasts longer than the limit on the wall); a cell that computes without end is interrupted, its kernel kept."""
+    limits = replace(LIMITS, cell_timeout=4)
+    cpu = min(os.sched_getaffinity(0))
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        os.sched_setaffinity(hog.pid, {cpu})
+        server = fork_server(POLICY, view, limits)
+        slowed = (f"import os, time\nos.sched_setaffinity(0, {{{cpu}}})\nstarted = time.monotonic()\n"
+                  "t = time.process_time()\nwhile time.process_time() - t < 3: pass\n"
+                  "print(time.monotonic() - started > 4)")
+        result, texts = run_cells(view, server, slowed, "while True: pass", "print('after')", limits=limits)
+    finally:
+        hog.kill()
+    assert texts[0] == "True\n" and texts[2] == "after\n"
+    assert [e.kind for e in result.events] == [EventKind.TIMEOUT] and result.restarts == 0
+    assert "(4 s)" in result.events[0].message
+    finish(server)

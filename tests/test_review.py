@@ -195,11 +195,14 @@ def test_scored_artifacts_are_keyed_by_what_they_depend_on_not_by_points_or_thre
 
 
 def test_a_rescore_the_stored_artifacts_cannot_serve_scores_from_the_capture_and_gives_what_they_give(
-        folder, graded, tmp_path):
-    """A contamination setting changed (one that changes no grade of these): every submission is scored from
+        graded, tmp_path):
+    """A contamination setting changed (one that changes no grade of this one): the submission is scored from
     its restored capture, as in grading, and that computes what grading stored, digit for digit, so the
-    reports are those of a rescore from the stored artifacts; damaged stored artifacts are computed again."""
-    kept = {n: KeptCapture.read(folder / n) for n in NAMES}
+    reports are those of a rescore from the stored artifacts; damaged stored artifacts are computed again.
+    (One submission: each costs a scoring as long as grading's.)"""
+    names = ["epochs_3"]
+    folder = graded_copy(graded.out, names, tmp_path / "out")
+    kept = {n: KeptCapture.read(folder / n) for n in names}
     damaged = folder / STORE / kept["epochs_3"].scored["object"][:2] / kept["epochs_3"].scored["object"]
     damaged.unlink()                                     # a hard link: the graded corpus keeps its copy
     damaged.write_bytes(b"damaged")
@@ -207,12 +210,12 @@ def test_a_rescore_the_stored_artifacts_cannot_serve_scores_from_the_capture_and
     margins = tmp_path / "margins.toml"
     margins.write_text(variant.read_text().replace("min_rows = 10", "min_rows = 11"))
     assert main(["--config", str(margins), "rescore", str(folder), "--workers", "1"]) == 0
-    for name in NAMES:
+    for name in names:
         now = KeptCapture.read(folder / name)
         assert now.scored["key"] == now.scored_key(load_config(margins)) != kept[name].scored["key"]
         assert now.scored["object"] == kept[name].scored["object"]      # the same artifacts, computed again
         assert now.stored_artifacts(load_config(margins), folder / STORE) is not None
-    stored = graded_copy(graded.out, NAMES, tmp_path / "stored")
+    stored = graded_copy(graded.out, names, tmp_path / "stored")
     assert main(["--config", str(variant), "rescore", str(stored), "--workers", "1"]) == 0
     reports = ("results.json", "feedback.html")
     assert {k: v for k, v in files(folder).items() if k.endswith(reports)} == \

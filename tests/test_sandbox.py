@@ -62,6 +62,66 @@ def test_watchdog_kills_a_tree_over_the_process_limit():
     assert not alive
 
 
+def test_a_cell_clock_counts_waits_whole_and_computation_as_the_processor_time_it_got():
+    clock = watching.CellClock(limit=10)
+    clock.advance(100.0, 5.0)                 # the first poll only sets the reference
+    clock.advance(101.0, 5.0)                 # asleep for a second: a second
+    clock.advance(102.0, 5.4)                 # ready to run, given 40 % of a processor: 0.4 s
+    clock.advance(103.0, 7.0)                 # two threads busy: one second, not more than the wall's
+    clock.advance(104.0, 6.0)                 # a child that ended unwaited took its time with it: a wait
+    assert clock.seconds == pytest.approx(3.4) and not clock.expired
+
+
+def watched(code: str, limit: float, cpu: int | None = None):
+    """``code`` in a process of its own session (as a kernel is), watched with a running cell of ``limit``
+    seconds; pinned to processor ``cpu`` when given.  Returns the process, the watchdog and the cell's clock."""
+    proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    if cpu is not None:
+        os.sched_setaffinity(proc.pid, {cpu})
+    watchdog = Watchdog(proc.pid, Limits())
+    clock = watchdog.time_cell(limit)
+    watchdog.start()
+    return proc, watchdog, clock
+
+
+COMPUTE = "import time\nt = time.process_time()\nwhile time.process_time() - t < {seconds}: pass\n"
+
+
+def test_a_cell_slowed_by_other_processes_is_not_out_of_time_and_one_that_computes_on_is():
+    cpu = min(os.sched_getaffinity(0))
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        for hog in hogs:
+            os.sched_setaffinity(hog.pid, {cpu})
+        # 1.5 s of computation given a third of a processor: about 4.5 s on the wall, within a 2.5 s limit.
+        started = time.monotonic()
+        proc, watchdog, clock = watched(COMPUTE.format(seconds=1.5), limit=2.5, cpu=cpu)
+        assert proc.wait(30) == 0
+        assert time.monotonic() - started > 2.5 and not clock.expired and clock.seconds < 2.5
+        watchdog.stop()
+        # Computing without end: interrupted (KeyboardInterrupt ends it) once it computed its limit.
+        proc, watchdog, clock = watched(COMPUTE.format(seconds=1000), limit=1.5, cpu=cpu)
+        assert proc.wait(30) != 0 and clock.expired and watchdog.breach is None
+        assert 1.5 < clock.seconds < 2.5
+        watchdog.stop()
+    finally:
+        for hog in hogs:
+            hog.kill()
+
+
+def test_a_sleeping_cell_is_interrupted_on_the_wall_clock_and_one_ignoring_the_interrupt_killed(monkeypatch):
+    started = time.monotonic()
+    proc, watchdog, clock = watched("import time\ntime.sleep(60)", limit=1)
+    assert proc.wait(30) != 0 and clock.expired and time.monotonic() - started < 10
+    watchdog.stop()
+    monkeypatch.setattr(watching, "INTERRUPT_GRACE", 1.0)
+    stubborn = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\ntime.sleep(60)"
+    proc, watchdog, clock = watched(stubborn, limit=1)
+    assert proc.wait(30) == -9 and clock.expired and watchdog.breach is None
+    watchdog.join(5)
+    assert not watchdog.is_alive()
+
+
 THREAD_FORKS = """
 import subprocess, sys, threading, time
 kids = []

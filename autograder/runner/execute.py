@@ -32,6 +32,8 @@ from .outputs import BoundedOutputClient
 
 TIMEOUT_ENAME = "AutograderCellTimeout"
 PROBE_TIMEOUT = 20
+# A watched cell's wall-clock limit, as a multiple of its time limit: a backstop, its watcher's clock decides.
+WALL_FACTOR = 3
 
 
 class Ran(StrEnum):
@@ -185,26 +187,35 @@ class Runner:
         if remaining <= 0:
             self._budget_exhausted(i)
             return Ran.BUDGET
-        client.timeout = int(max(1, min(self.limits.cell_timeout, remaining)))
+        # A watched cell's time is its clock's (watchdog.CellClock); the wall-clock limit is only a backstop.
+        wall = self.limits.cell_timeout * (WALL_FACTOR if self.watchdog is not None else 1)
+        client.timeout = int(max(1, min(wall, remaining)))
         self.last_reply = {}
         client.reset_outputs()
         started = time.monotonic()
+        clock = self.watchdog.time_cell(self.limits.cell_timeout) if self.watchdog is not None else None
         try:
             client.execute_cell(self.nb.cells[i], i)
             self._count(self._stage(step, replay), started)
         except DeadKernelError:
+            if clock is not None and clock.expired:      # it ignored the interrupt: killed
+                self._timed_out(i, self.limits.cell_timeout, replay)
+                return Ran.DEAD
             breach = self.watchdog.breach if self.watchdog else None
             return self._dead(i, breach.message if breach else messages.KERNEL_CRASHED)
         except CellTimeoutError:
             return self._dead(i, messages.KERNEL_UNRESPONSIVE)
-        if self.last_reply.get("ename") == TIMEOUT_ENAME:
+        finally:
+            if self.watchdog is not None:
+                self.watchdog.time_cell(None)
+        error = self.last_reply.get("status") == "error"
+        if self.last_reply.get("ename") == TIMEOUT_ENAME or (error and clock is not None and clock.expired):
             if time.monotonic() >= self.deadline:
                 self._budget_exhausted(i)
                 return Ran.BUDGET
-            self._fail(i, EventKind.TIMEOUT, messages.CELL_TIMEOUT.format(
-                where=messages.where(step.question), seconds=client.timeout), replay)
+            expired = clock is not None and clock.expired
+            self._timed_out(i, self.limits.cell_timeout if expired else client.timeout, replay)
             return Ran.OK if self._responsive(client) else Ran.DEAD
-        error = self.last_reply.get("status") == "error"
         if step.hidden and error:
             self.result.hidden_errors.append(
                 f"{step.kind} {step.question or ''}: {self.last_reply.get('ename')}: {self.last_reply.get('evalue')}")
@@ -246,6 +257,10 @@ class Runner:
         finally:
             client.nb = self.nb
             client.timeout = saved_timeout
+
+    def _timed_out(self, i: int, seconds: float, replay: bool) -> None:
+        self._fail(i, EventKind.TIMEOUT, messages.CELL_TIMEOUT.format(
+            where=messages.where(self.steps[i].question), seconds=int(seconds)), replay)
 
     def _dead(self, i: int, why: str) -> Ran:
         step = self.steps[i]

@@ -24,6 +24,8 @@ class Watcher(Protocol):
 
     def stop(self) -> None: ...
 
+    def time_cell(self, limit: float | None): ...
+
 
 class Launcher:
     """A plain kernel: the student's own installed ``python3``, its stderr discarded."""
