@@ -8,8 +8,11 @@ the page that grading the corpus wrote (the session's ``graded`` fixture).
 import csv
 import io
 import json
+import os
 import re
 import statistics
+import subprocess
+import sys
 import unicodedata
 from dataclasses import replace
 from pathlib import Path
@@ -183,6 +186,30 @@ def pairs_in(out: Path) -> set[frozenset]:
 
 
 # --- suspected copies ---------------------------------------------------------------------------
+
+SIMILARITY_RUN = """
+import json, sys
+from pathlib import Path
+from autograder.classwide import similarity
+from autograder.core.config import load_config
+
+config = load_config()
+out = Path(sys.argv[1])
+codes = similarity.class_code(out, sorted(p.name for p in out.iterdir()), config)
+prints = {c.submission: sorted(similarity._fingerprint(c.text, config.class_report.copies, []).hashes) for c in codes}
+pairs = [(p.a, p.b, p.overlap, p.share_a, p.share_b) for p in similarity.suspected_copies(codes, config)]
+print(json.dumps([prints, pairs]))
+"""
+
+
+def test_the_suspected_copies_are_the_same_in_every_process(class_dir):
+    """Python's str hash is salted per process: the k-grams are hashed with one that is not."""
+    runs = {subprocess.run([sys.executable, "-c", SIMILARITY_RUN, str(class_dir)], check=True, text=True,
+                           capture_output=True, env=dict(os.environ, PYTHONHASHSEED=seed)).stdout for seed in ("1", "2")}
+    assert len(runs) == 1
+    prints, pairs = json.loads(runs.pop())
+    assert prints["alice"] and [p[:2] for p in pairs] == [["alice", "bob"]]
+
 
 def test_a_disguised_copy_is_flagged_with_its_source_and_independent_solutions_are_not(class_dir):
     assert pairs_in(class_dir) == {frozenset(("alice", "bob"))}

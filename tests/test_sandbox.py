@@ -75,7 +75,10 @@ def test_a_cell_clock_counts_waits_whole_and_computation_as_the_processor_time_i
 def watched(code: str, limit: float, cpu: int | None = None):
     """``code`` in a process of its own session (as a kernel is), watched with a running cell of ``limit``
     seconds; pinned to processor ``cpu`` when given.  Returns the process, the watchdog and the cell's clock."""
-    proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    # SIGINT raises KeyboardInterrupt, as in a kernel running a cell, even where this process inherited it ignored
+    # (a background job of a non-interactive shell does).
+    obeys = "import signal\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
+    proc = subprocess.Popen([sys.executable, "-c", obeys + code], start_new_session=True)
     if cpu is not None:
         os.sched_setaffinity(proc.pid, {cpu})
     watchdog = Watchdog(proc.pid, Limits())
@@ -89,7 +92,9 @@ COMPUTE = "import time\nt = time.process_time()\nwhile time.process_time() - t <
 
 def test_a_cell_slowed_by_other_processes_is_not_out_of_time_and_one_that_computes_on_is():
     cpu = min(os.sched_getaffinity(0))
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    # Each in a session of its own, as the watched process: the scheduler shares a processor fairly between
+    # sessions (autogroups), so each of the three gets a third of it, whatever else this machine runs.
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True) for _ in range(2)]
     try:
         for hog in hogs:
             os.sched_setaffinity(hog.pid, {cpu})

@@ -9,11 +9,15 @@ fingerprint found in more than ``common_share`` of the class (MOSS's ``-m``). A 
 code of its own once that is removed is left out, so one-line answers never make a pair.
 Renamed variables and rewritten comments change nothing after normalisation; reordered cells
 only cut the few k-grams that straddle a cell boundary.
+
+The k-grams are hashed with BLAKE2b, not with copydetect's Python ``hash()``, which is salted per process:
+winnowing keeps each window's smallest hash, so with a salted hash the fingerprints, and a pair near a
+threshold, changed from one run of the class report to the next.
 """
 
 from __future__ import annotations
 
-import io
+import hashlib
 import math
 from collections import Counter
 from dataclasses import dataclass
@@ -21,8 +25,8 @@ from pathlib import Path
 
 import nbformat
 import numpy as np
-from copydetect import CodeFingerprint, compare_files
-from copydetect.utils import filter_code, hashed_kgrams, highlight_overlap
+from copydetect import compare_files
+from copydetect.utils import filter_code, get_token_coverage, highlight_overlap, winnow
 
 from ..core import messages
 from ..core.config import Config, Copies
@@ -64,15 +68,43 @@ class Pair:
             min(self.share_a, self.share_b) >= settings.whole_share and self.overlap >= settings.min_whole_overlap)
 
 
-def _fingerprint(code: str, settings: Copies, boilerplate) -> CodeFingerprint:
-    return CodeFingerprint("code.py", settings.noise, settings.guarantee - settings.noise + 1,
-                           boilerplate=boilerplate, language=LANGUAGE, fp=io.StringIO(code))
+@dataclass(frozen=True, eq=False)
+class Fingerprint:
+    """What copydetect's ``compare_files`` reads of a ``CodeFingerprint``, with hashes that are the same in
+    every process."""
+    k: int
+    filtered_code: str
+    offsets: np.ndarray                      # filter_code's: where filtered positions are in the raw code
+    hashes: set[int]
+    hash_idx: dict[int, list[int]]           # each kept hash -> where its k-grams start in filtered_code
+    token_coverage: float
+
+
+def _hashes(filtered: str, k: int) -> np.ndarray:
+    """Each k-gram's hash, in order (signed 64-bit, as copydetect's)."""
+    return np.array([int.from_bytes(hashlib.blake2b(filtered[i:i + k].encode(), digest_size=8).digest(), "little",
+                                    signed=True) for i in range(len(filtered) - k + 1)], dtype=np.int64)
+
+
+def _fingerprint(code: str, settings: Copies, boilerplate) -> Fingerprint:
+    """copydetect's fingerprinting (``CodeFingerprint``, ``get_document_fingerprints``) with ``_hashes``."""
+    filtered, offsets = filter_code(code, "code.py", LANGUAGE)
+    k = settings.noise
+    hashes, idx = (winnow(_hashes(filtered, k), settings.guarantee - k + 1, remove_duplicates=False)
+                   if len(filtered) >= k else (np.array([], dtype=np.int64), np.array([], dtype=int)))
+    if len(boilerplate) > 0:
+        _, common, _ = np.intersect1d(hashes, boilerplate, return_indices=True, assume_unique=True)
+        hashes, idx = np.delete(hashes, common), np.delete(idx, common)
+    where: dict[int, list[int]] = {}
+    for h, i in zip(hashes.tolist(), idx.tolist()):
+        where.setdefault(h, []).append(i)
+    return Fingerprint(k, filtered, offsets, set(where), where, float(get_token_coverage(where, k, len(filtered))))
 
 
 def _kgrams(code: str, k: int) -> tuple[str, list[int]]:
     """The normalised code and the hash of each of its k-grams, in order."""
     filtered, _ = filter_code(code, "code.py", LANGUAGE)
-    return filtered, hashed_kgrams(filtered, k).tolist() if len(filtered) >= k else []
+    return filtered, _hashes(filtered, k).tolist() if len(filtered) >= k else []
 
 
 def own_length(code: str, k: int, reference: set[int]) -> int:
@@ -136,7 +168,7 @@ def class_code(out: Path, submissions: list[str], config: Config) -> list[Studen
     return codes
 
 
-def _common(prints: dict[str, CodeFingerprint], settings: Copies) -> set[int]:
+def _common(prints: dict[str, Fingerprint], settings: Copies) -> set[int]:
     """Fingerprints in more than ``common_share`` of the class: what everyone writes alike."""
     if len(prints) < settings.common_min_class:
         return set()
@@ -162,7 +194,7 @@ def suspected_copies(codes: list[StudentCode], config: Config) -> list[Pair]:
     return sorted(pairs, key=lambda p: (-p.score, p.a, p.b))
 
 
-def _compare(a: StudentCode, b: StudentCode, fa: CodeFingerprint, fb: CodeFingerprint) -> Pair | None:
+def _compare(a: StudentCode, b: StudentCode, fa: Fingerprint, fb: Fingerprint) -> Pair | None:
     overlap, (share_a, share_b), (slices_a, slices_b) = compare_files(fa, fb)
     if not overlap:
         return None

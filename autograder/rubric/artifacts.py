@@ -315,9 +315,11 @@ def _test_row_counter(inputs, space, mnist: Mnist, settings: Contamination | Non
 
 
 def load_question(capture_dir: Path, question: str, mnist: Mnist, *, failure: str | None = None,
-                  measure_accuracy: bool = True, contamination: Contamination | None = None) -> QuestionArtifacts:
+                  measure_accuracy: bool = True, contamination: Contamination | None = None,
+                  count_test_rows: bool = True) -> QuestionArtifacts:
     """What the scoring process knows of a question; ``measure_accuracy`` False for the public check,
-    which has no hidden check to feed."""
+    which has no hidden check to feed; ``count_test_rows`` False leaves each fit's ``test_rows`` at 0, for a
+    caller that reads only the model's measurements (the search of the training data is most of the cost)."""
     art = QuestionArtifacts(question, failure=failure)
     qdir = Path(capture_dir) / question
     if failure is not None:
@@ -328,7 +330,8 @@ def load_question(capture_dir: Path, question: str, mnist: Mnist, *, failure: st
     meta, calls, inputs = _read_capture(qdir)
     uid = meta.get(MODEL_UID)
     space = _input_space(art, inputs, mnist)
-    count = _test_row_counter(inputs, space, mnist, (contamination or Contamination()) if measure_accuracy else None)
+    count = _test_row_counter(inputs, space, mnist, (contamination or Contamination()) if measure_accuracy else None) \
+        if count_test_rows else (lambda call: 0)
     mine = lineage_calls(calls, uid) if uid is not None else []
     art.fits = [_fit_call(c, count(c)) for c in mine if c.get("kind") in ("fit", "train")]
     if any(c.get("kind") == "unaccounted" for c in mine):
