@@ -209,11 +209,11 @@ class Runner:
             if self.watchdog is not None:
                 self.watchdog.time_cell(None)
         error = self.last_reply.get("status") == "error"
-        if self.last_reply.get("ename") == TIMEOUT_ENAME or (error and clock is not None and clock.expired):
+        expired = clock is not None and clock.expired      # interrupted by the watchdog for its time
+        if self.last_reply.get("ename") == TIMEOUT_ENAME or (error and expired):
             if time.monotonic() >= self.deadline:
                 self._budget_exhausted(i)
                 return Ran.BUDGET
-            expired = clock is not None and clock.expired
             self._timed_out(i, self.limits.cell_timeout if expired else client.timeout, replay)
             return Ran.OK if self._responsive(client) else Ran.DEAD
         if step.hidden and error:

@@ -57,29 +57,30 @@ class Breach:
     message: str     # French, for the student
 
 
-def _total(tree, kind: str) -> int:
-    """Resident memory of a process tree.  RSS is cheap but counts the pages forked children
-    share with their parent once per process; PSS (read only to confirm) splits them fairly."""
+def _summed(tree, measure) -> float:
+    """``measure(process)`` summed over a process tree, those that ended meanwhile left out."""
     total = 0
     for proc in tree:
         try:
-            info = proc.memory_info() if kind == "rss" else proc.memory_full_info()
-            total += getattr(info, kind, info.rss)
+            total += measure(proc)
         except psutil.Error:
             pass
     return total
+
+
+def _total(tree, kind: str) -> int:
+    """Resident memory of a process tree.  RSS is cheap but counts the pages forked children
+    share with their parent once per process; PSS (read only to confirm) splits them fairly."""
+    def resident(proc) -> int:
+        info = proc.memory_info() if kind == "rss" else proc.memory_full_info()
+        return getattr(info, kind, info.rss)
+
+    return _summed(tree, resident)
 
 
 def _cpu_seconds(tree) -> float:
     """Processor seconds of a process tree, those of its children that ended and were waited for included."""
-    total = 0.0
-    for proc in tree:
-        try:
-            times = proc.cpu_times()
-            total += times.user + times.system + times.children_user + times.children_system
-        except psutil.Error:
-            pass
-    return total
+    return _summed(tree, lambda proc: sum(proc.cpu_times()[:4]))    # user, system, children's user and system
 
 
 def _children_pids(pid: int) -> list[int] | None:
